@@ -1,0 +1,146 @@
+"""A tiny real run: train, export, reload the SavedModel and evaluate it through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from synthetic_images import write_dataset
+
+from training.cli import main
+from training.discovery import resolve_classes, scan_images
+from training.export import load_signature, read_model_card
+from training.fitting import TrainingConfig
+from training.preprocessing import make_preprocess_fn
+from training.splitting import SplitFractions
+from training.train_run import TrainOptions, run_training
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TRAIN_PLOTS = ("training_curves.png", "roc.png", "pr.png", "confusion_matrix.png",
+               "calibration.png")
+METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "brier")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = write_dataset(tmp_path_factory.mktemp("tiny") / "data", per_class=24, size=48)
+    (data / "Healthy" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    return data
+
+
+def _load(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
+def _assert_sane_metrics(metrics: dict[str, Any], n: int) -> None:
+    assert metrics["split"] == "test"
+    assert metrics["n"] == n == metrics["n_positive"] + metrics["n_negative"]
+    assert 0.0 <= metrics["threshold"] <= 1.0
+    for name in METRICS:
+        value, (low, high) = metrics[name]["value"], metrics[name]["ci95"]
+        assert 0.0 <= low <= value <= high <= 1.0, (name, metrics[name])
+    counts = metrics["confusion_matrix"]
+    assert sum(counts[k]["value"] for k in ("tn", "fp", "fn", "tp")) == n
+
+
+def _assert_pngs(folder: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        data = (folder / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000, name
+
+
+def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    models, run = tmp_path / "models", tmp_path / "run"
+    code = main(["train", "--data", str(tiny_data), "--out", str(models), "--run-dir", str(run),
+                 "--epochs", "2", "--image-size", "32", "--bootstrap-resamples", "200"])
+    assert code == 0
+
+    version_dir = models / "brain-tumor-cnn" / "1"
+    assert (version_dir / "saved_model.pb").is_file()
+    report = _load(run / "report.json")
+    card = read_model_card(version_dir)
+    manifest = list(csv.DictReader((run / "manifest.csv").open()))
+    test_paths = sorted(row["path"] for row in manifest if row["split"] == "test")
+
+    # The report: data, groups, split, training, test metrics, baseline, plots.
+    assert report["data"]["readable_images"] == {"Healthy": 24, "Brain Tumor": 24}
+    [unreadable] = report["data"]["unreadable_files"]
+    assert unreadable["path"] == "Healthy/corrupt.jpg" and unreadable["reason"]
+    assert "Healthy/corrupt.jpg" not in {row["path"] for row in manifest}
+    assert report["grouping"]["groups"] == 48
+    assert {row["split"] for row in manifest} == {"train", "validation", "test"}
+    assert report["training"]["epochs_run"] == 2
+    assert len(report["training"]["history"]["val_loss"]) == 2
+    _assert_sane_metrics(report["test"]["metrics"], len(test_paths))
+    _assert_sane_metrics(report["baseline_metadata_only"]["metrics"], len(test_paths))
+    assert report["threshold"]["chosen_on"] == "validation"
+    _assert_pngs(run, TRAIN_PLOTS)
+    assert (run / "checkpoints" / "best.weights.h5").is_file()
+    assert report["model"]["export_agreement_max_abs_difference"] <= 1e-6
+
+    # The card carries what the service shows.
+    assert card["version"] == 1 and card["name"] == "brain-tumor-cnn"
+    assert card["threshold"] == report["threshold"]["value"]
+    assert card["metrics"] == report["test"]["metrics"]
+    assert card["data_fingerprint"] == hashlib.sha256((run / "manifest.csv").read_bytes()
+                                                      ).hexdigest()
+    assert card["architecture"]["parameters"] > 0 and card["architecture"]["flops_per_image"] > 0
+    assert card["input"]["preprocessing"] == {"image_size": 32, "channels": 1,
+                                              "crop_to_brain": True}
+    assert "not a diagnostic device" in card["intended_use"]
+    assert card["training"]["architecture"] == "compact"
+    assert "tensorflow" in card["library_versions"]
+
+    # evaluate reloads the SavedModel and reproduces the run's test figures exactly.
+    evaluated = tmp_path / "evaluated"
+    assert main(["evaluate", "--model", str(models / "brain-tumor-cnn"), "--data",
+                 str(tiny_data), "--report", str(evaluated), "--split-manifest",
+                 str(run / "manifest.csv"), "--split", "test",
+                 "--bootstrap-resamples", "200"]) == 0
+    again = _load(evaluated / "report.json")
+    assert again["test"]["metrics"] == report["test"]["metrics"]
+    assert again["baseline_metadata_only"]["metrics"] == report["baseline_metadata_only"][
+        "metrics"]
+    _assert_pngs(evaluated, TRAIN_PLOTS[1:])
+
+    # The re-encoded robustness check scores the same files after re-encoding.
+    reencoded = tmp_path / "reencoded"
+    assert main(["evaluate", "--model", str(version_dir), "--data", str(tiny_data), "--report",
+                 str(reencoded), "--split-manifest", str(run / "manifest.csv"),
+                 "--reencode-png256", "--bootstrap-resamples", "200"]) == 0
+    robust = _load(reencoded / "report.json")
+    assert robust["reencode"] is not None
+    _assert_sane_metrics(robust["test"]["metrics"], len(test_paths))
+    predictions = list(csv.DictReader((reencoded / "predictions.csv").open()))
+    assert sorted(row["path"] for row in predictions) == test_paths
+
+
+def test_exported_signature_equals_the_in_memory_model(tiny_data: Path, tmp_path: Path) -> None:
+    # The seed design has no batch normalisation, so two epochs already give outputs that
+    # differ from image to image: the comparison below is not between constants.
+    layout = resolve_classes(tiny_data)
+    result = run_training(TrainOptions(
+        layout=layout, out_dir=tmp_path / "models", run_dir=tmp_path / "run", name="check",
+        training=TrainingConfig(architecture="seed", epochs=2, image_size=32, seed=1),
+        fractions=SplitFractions(), max_distance=6, drop_label_conflicts=False,
+        min_images_per_class=10, bootstrap_resamples=50,
+    ))
+    images = [record.data for record in scan_images(layout, progress=lambda m: None).records]
+    config = TrainingConfig(architecture="seed", image_size=32).preprocess()
+
+    exported = load_signature(result.version_dir)(images)
+    pixels = make_preprocess_fn(config)(tf.constant(images))
+    in_memory = np.asarray(result.model(pixels, training=False)).reshape(-1)
+
+    assert exported.shape == (48,)
+    assert float(np.ptp(in_memory)) > 1e-3
+    np.testing.assert_allclose(exported, in_memory, rtol=0, atol=1e-5)

@@ -1,0 +1,270 @@
+"""The command line: `python -m training train ...` and `python -m training evaluate ...`.
+
+Everything a user can get wrong (folders, class layout, option values) is checked first, in a
+fraction of a second, and reported as one sentence on stderr with exit status 2; TensorFlow is
+imported only after that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
+
+from training.discovery import DEFAULT_MIN_IMAGES_PER_CLASS, DataError, resolve_classes
+from training.grouping import DEFAULT_MAX_DISTANCE
+
+# Kept here rather than read from architectures.py so that a typo is rejected before Keras is
+# imported; tests/training/test_cli.py checks the two lists agree.
+ARCHITECTURE_CHOICES = ("compact", "seed")
+DEFAULT_MODEL_NAME = "brain-tumor-cnn"
+EXIT_USAGE = 2
+# The compact network halves its input four times; below 16 pixels nothing is left to pool.
+MIN_IMAGE_SIZE = 16
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class UsageError(Exception):
+    """A wrong command line; the message is one sentence for the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage dump: the message already names the option.
+        self.exit(EXIT_USAGE, f"error: {message}.\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train", help="scan, group, split, train, evaluate on test, export and report",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("--data", type=Path, required=True,
+                       help="folder with one sub-folder of images per class")
+    train.add_argument("--out", type=Path, required=True,
+                       help="models folder; the model goes to OUT/NAME/<next version>/")
+    train.add_argument("--architecture", choices=ARCHITECTURE_CHOICES, default="compact",
+                       help="network design")
+    train.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name (folder name)")
+    train.add_argument("--epochs", type=_positive_int, default=40, help="most epochs to train")
+    train.add_argument("--batch-size", type=_positive_int, default=32, help="images per step")
+    train.add_argument("--learning-rate", type=_positive_float, default=1e-3,
+                       help="initial Adam learning rate")
+    train.add_argument("--patience", type=_positive_int, default=8,
+                       help="epochs without validation improvement before stopping")
+    train.add_argument("--seed", type=_non_negative_int, default=0,
+                       help="seed of the split, the weights and the augmentation")
+    train.add_argument("--image-size", type=_positive_int, default=None,
+                       help="override the architecture's input size (pixels a side)")
+    train.add_argument("--positive-class", default=None,
+                       help="class folder holding tumor images; if unset, recognised by name")
+    train.add_argument("--run-dir", type=Path, default=None,
+                       help="where the report, plots, manifest and checkpoints go; "
+                            "if unset, runs/NAME-ARCHITECTURE-TIMESTAMP")
+    train.add_argument("--min-images-per-class", type=_positive_int,
+                       default=DEFAULT_MIN_IMAGES_PER_CLASS, help="fewer is an error")
+    train.add_argument("--max-distance", type=_non_negative_int, default=DEFAULT_MAX_DISTANCE,
+                       help="perceptual-hash bits (of 64) within which images are near-copies")
+    train.add_argument("--drop-label-conflicts", action="store_true",
+                       help="leave groups holding both labels out of every split")
+    train.add_argument("--validation-fraction", type=_fraction, default=0.15,
+                       help="share of images (by group) for validation")
+    train.add_argument("--test-fraction", type=_fraction, default=0.15,
+                       help="share of images (by group) for the test split")
+    train.add_argument("--min-recall", type=_fraction, default=0.95,
+                       help="validation recall the threshold must keep")
+    train.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
+                       help="resamples for the 95%% confidence intervals")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score an exported model on a labelled folder through its signature",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("--model", type=Path, required=True,
+                          help="exported version folder (or model folder: highest version)")
+    evaluate.add_argument("--data", type=Path, required=True,
+                          help="folder with one sub-folder of images per class")
+    evaluate.add_argument("--report", type=Path, required=True,
+                          help="folder for report.json, the plots and predictions.csv")
+    evaluate.add_argument("--split-manifest", type=Path, default=None,
+                          help="manifest.csv of a training run: score only its --split files")
+    evaluate.add_argument("--split", choices=("train", "validation", "test"), default="test",
+                          help="which split of the manifest to score")
+    evaluate.add_argument("--reencode-png256", action="store_true",
+                          help="re-encode every image to 256x256 greyscale PNG before scoring")
+    evaluate.add_argument("--positive-class", default=None,
+                          help="class folder holding tumor images; if unset, recognised by name")
+    evaluate.add_argument("--min-images-per-class", type=_positive_int,
+                          default=DEFAULT_MIN_IMAGES_PER_CLASS, help="fewer is an error")
+    evaluate.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
+                          help="resamples for the 95%% confidence intervals")
+    return parser
+
+
+def resolve_version_dir(path: Path) -> Path:
+    """The exported version folder itself, or the highest version inside a model folder."""
+    if not path.is_dir():
+        raise UsageError(f"model folder '{path}' does not exist.")
+    if (path / "saved_model.pb").is_file():
+        version_dir = path
+    else:
+        versions = sorted(
+            (p for p in path.iterdir()
+             if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()),
+            key=lambda p: int(p.name),
+        )
+        if not versions:
+            raise UsageError(
+                f"'{path}' is not an exported model: it has no saved_model.pb and no "
+                "numbered version folder holding one."
+            )
+        version_dir = versions[-1]
+    if not (version_dir / "assets" / "model_card.json").is_file():
+        raise UsageError(f"exported model '{version_dir}' has no assets/model_card.json.")
+    return version_dir
+
+
+def _check_output_folder(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} '{path}' exists and is not a folder.")
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if not _NAME_PATTERN.match(args.name):
+        raise UsageError(
+            f"model name '{args.name}' must be letters, digits, '.', '_' or '-'."
+        )
+    if args.image_size is not None and args.image_size < MIN_IMAGE_SIZE:
+        raise UsageError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels.")
+    if args.validation_fraction + args.test_fraction >= 0.9:
+        raise UsageError("validation and test fractions must leave at least 10% for training.")
+    layout = resolve_classes(args.data, args.positive_class, args.min_images_per_class)
+    _check_output_folder(args.out, "--out")
+    run_dir: Path = args.run_dir or Path("runs") / (
+        f"{args.name}-{args.architecture}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    )
+    _check_output_folder(run_dir, "--run-dir")
+    if run_dir.is_dir() and (run_dir / "report.json").exists():
+        raise UsageError(f"run folder '{run_dir}' already holds a run; choose another --run-dir.")
+
+    _quiet_tensorflow()
+    from training.fitting import TrainingConfig
+    from training.splitting import SplitFractions
+    from training.train_run import TrainOptions, run_training
+
+    validation, test = args.validation_fraction, args.test_fraction
+    options = TrainOptions(
+        layout=layout,
+        out_dir=args.out,
+        run_dir=run_dir,
+        name=args.name,
+        training=TrainingConfig(
+            architecture=args.architecture,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            patience=args.patience,
+            seed=args.seed,
+            image_size=args.image_size,
+        ),
+        fractions=SplitFractions(1.0 - validation - test, validation, test),
+        max_distance=args.max_distance,
+        drop_label_conflicts=args.drop_label_conflicts,
+        min_images_per_class=args.min_images_per_class,
+        min_recall=args.min_recall,
+        bootstrap_resamples=args.bootstrap_resamples,
+        command=tuple(argv),
+    )
+    run_training(options)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    version_dir = resolve_version_dir(args.model)
+    layout = resolve_classes(args.data, args.positive_class, args.min_images_per_class)
+    if args.split_manifest is not None and not args.split_manifest.is_file():
+        raise UsageError(f"split manifest '{args.split_manifest}' does not exist.")
+    _check_output_folder(args.report, "--report")
+
+    _quiet_tensorflow()
+    from training.evaluate_run import EvaluateOptions, run_evaluation
+
+    run_evaluation(
+        EvaluateOptions(
+            version_dir=version_dir,
+            layout=layout,
+            report_dir=args.report,
+            manifest=args.split_manifest,
+            split=args.split,
+            reencode_png256=args.reencode_png256,
+            min_images_per_class=1,
+            bootstrap_resamples=args.bootstrap_resamples,
+            command=tuple(argv),
+        )
+    )
+    return 0
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) buries the progress lines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    try:
+        if args.command == "train":
+            return _train(args, ["python", "-m", "training", *arguments])
+        return _evaluate(args, ["python", "-m", "training", *arguments])
+    except (UsageError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
