@@ -25,7 +25,7 @@ SIGNATURE_NAME = "serving_default"
 INPUT_KEY = "image_bytes"
 OUTPUT_KEY = "tumor_probability"
 MODEL_CARD_ASSET = "model_card.json"
-ACCEPTED_ENCODINGS = ["PNG", "JPEG", "BMP"]
+ACCEPTED_ENCODINGS = ["PNG", "JPEG"]
 
 
 def next_version(model_root: Path) -> int:
@@ -46,7 +46,7 @@ def input_description(preprocess: PreprocessConfig) -> dict[str, Any]:
         "accepted_encodings": ACCEPTED_ENCODINGS,
         "preprocessing": preprocess.to_dict(),
         "description": (
-            "One 2-D brain MRI slice per example, as encoded PNG, JPEG or BMP bytes (other "
+            "One 2-D brain MRI slice per example, as encoded PNG or JPEG bytes (other "
             "formats are converted to PNG first, see docs/model-contract.md). Inside the graph "
             f"it is decoded to 8-bit {colour}, {crop}resized to "
             f"{preprocess.image_size}x{preprocess.image_size} and scaled to [0, 1]."

@@ -1,6 +1,6 @@
 """Reading image files into the canonical bytes the exported graph decodes.
 
-The serving signature decodes PNG, JPEG and BMP itself. Every other file (TIFF, GIF, WebP,
+The serving signature decodes PNG and JPEG itself. Every other file (BMP, TIFF, GIF, WebP,
 16-bit greyscale, CMYK, EXIF-rotated JPEG) is turned into PNG bytes first, by the rule in
 docs/model-contract.md. The service applies the same rule on its side of the seam; a test
 checks that the two agree byte for byte.
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Formats and modes TensorFlow's decode_image handles as they are.
-PASSTHROUGH_FORMATS = frozenset({"PNG", "JPEG", "BMP"})
+PASSTHROUGH_FORMATS = frozenset({"PNG", "JPEG"})
 PASSTHROUGH_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})
 EXIF_ORIENTATION_TAG = 0x0112
 

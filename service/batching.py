@@ -1,0 +1,177 @@
+"""Grouping concurrent requests into model batches: a bounded queue and one worker thread.
+
+Callers on the event loop put images in the queue and await a future each; the worker thread
+takes up to `max_batch_size` images (waiting at most `max_wait` after the oldest one arrived
+for others to join), calls the model once, and hands each result back to its caller's loop
+with `call_soon_threadsafe`. The model never runs on the event loop. An idle worker takes a
+lone request at once when `max_wait` is 0; under load batches fill while the model is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+logger = logging.getLogger("service")
+
+PredictFn = Callable[[Sequence[bytes]], np.ndarray]
+
+
+class QueueFull(RuntimeError):
+    """The queue has no room for the request's images; the caller should answer 503."""
+
+
+class BatcherStopped(RuntimeError):
+    """The batcher is shutting down and takes no new work."""
+
+
+class BatchObserver(Protocol):
+    def observe_batch(self, size: int, queue_waits: Sequence[float], model_seconds: float) -> None:
+        ...
+
+
+@dataclass(eq=False)
+class _Request:
+    image: bytes
+    future: asyncio.Future[float]
+    loop: asyncio.AbstractEventLoop
+    enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+def _settle(future: asyncio.Future[float], value: float, error: BaseException | None) -> None:
+    # Runs on the caller's loop. A caller that went away (cancelled) is simply skipped.
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        predict: PredictFn,
+        *,
+        max_batch_size: int,
+        max_wait_s: float,
+        queue_size: int,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        if max_batch_size < 1 or queue_size < 1 or max_wait_s < 0:
+            raise ValueError("max_batch_size and queue_size must be >= 1, max_wait_s >= 0")
+        self._predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.queue_size = queue_size
+        self._observer = observer
+        self._pending: deque[_Request] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def depth(self) -> int:
+        """Images waiting for the model (not counting the batch it is running)."""
+        return len(self._pending)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="model-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Finish what is queued, then end the worker thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit_many(self, images: Sequence[bytes]) -> list[asyncio.Future[float]]:
+        """Queue all images or none (QueueFull); return one future per image, in order."""
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        requests = [_Request(image, loop.create_future(), loop, now) for image in images]
+        with self._cond:
+            if self._stopping:
+                raise BatcherStopped("the model worker is shutting down")
+            if len(self._pending) + len(requests) > self.queue_size:
+                raise QueueFull(
+                    f"{len(self._pending)} images are queued; the limit is {self.queue_size}"
+                )
+            self._pending.extend(requests)
+            self._cond.notify()
+        return [request.future for request in requests]
+
+    async def predict(self, image: bytes) -> float:
+        (future,) = self.submit_many([image])
+        return await future
+
+    # The worker thread.
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                self._process(batch)
+            except Exception:  # never let one bad batch end the worker
+                logger.exception("model worker failed on a batch of %d", len(batch))
+
+    def _next_batch(self) -> list[_Request] | None:
+        with self._cond:
+            while not self._pending:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            if self.max_wait_s > 0:
+                deadline = self._pending[0].enqueued_at + self.max_wait_s
+                while len(self._pending) < self.max_batch_size and not self._stopping:
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            size = min(len(self._pending), self.max_batch_size)
+            return [self._pending.popleft() for _ in range(size)]
+
+    def _process(self, batch: list[_Request]) -> None:
+        # A cancelled caller (client gone) costs no model time; the others are unaffected.
+        live = [request for request in batch if not request.future.cancelled()]
+        if not live:
+            return
+        started = time.perf_counter()
+        outcomes: list[tuple[float, BaseException | None]]
+        try:
+            probabilities = self._predict([request.image for request in live])
+            outcomes = [(float(p), None) for p in probabilities.tolist()]
+        except Exception as batch_error:
+            if len(live) == 1:
+                outcomes = [(0.0, batch_error)]
+            else:
+                # One undecodable image fails the whole call: retry one by one, so it fails
+                # alone and the rest of the batch still gets answers.
+                outcomes = [self._predict_one(request.image) for request in live]
+        model_seconds = time.perf_counter() - started
+        if self._observer is not None:
+            waits = [started - request.enqueued_at for request in live]
+            self._observer.observe_batch(len(live), waits, model_seconds)
+        for request, (value, error) in zip(live, outcomes, strict=True):
+            try:
+                request.loop.call_soon_threadsafe(_settle, request.future, value, error)
+            except RuntimeError:  # the caller's loop has closed
+                pass
+
+    def _predict_one(self, image: bytes) -> tuple[float, BaseException | None]:
+        try:
+            return float(self._predict([image])[0]), None
+        except Exception as error:
+            return 0.0, error

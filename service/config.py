@@ -1,0 +1,116 @@
+"""The service's settings: one typed class, read from `MRI_*` environment variables and flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+def default_model_dir() -> Path:
+    """The repository's `models/` when running from a checkout, else `./models` (relative to
+    the working directory), so an installed package still finds a model folder beside it."""
+    checkout_models = Path(__file__).resolve().parent.parent / "models"
+    if (checkout_models.parent / "pyproject.toml").is_file() and checkout_models.is_dir():
+        return checkout_models
+    return Path("models")
+
+
+def default_decode_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """Every setting is also an environment variable: `MRI_` + the field name in capitals."""
+
+    # An empty variable (e.g. passed through by compose from an unset shell one) means unset.
+    model_config = SettingsConfigDict(
+        env_prefix="MRI_", env_ignore_empty=True, extra="ignore", protected_namespaces=()
+    )
+
+    host: str = Field(
+        default="127.0.0.1", description="Address to listen on (0.0.0.0 in a container)."
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port to listen on.")
+    model_dir: Path = Field(
+        default_factory=default_model_dir,
+        description="Folder holding `<name>/<version>/` SavedModels (TF Serving layout).",
+    )
+    model_name: str | None = Field(
+        default=None,
+        description="Which model under model_dir to serve; needed only when there are several.",
+    )
+    max_batch_size: int = Field(
+        default=32, ge=1, description="Most images the model sees in one call."
+    )
+    max_wait_ms: float = Field(
+        default=2.0, ge=0, description="Longest the oldest queued image waits for others."
+    )
+    queue_size: int = Field(
+        default=1024, ge=1, description="Images waiting for the model at most; beyond it: 503."
+    )
+    max_upload_bytes: int = Field(
+        default=16 * MiB, ge=1, description="Largest image file, in bytes."
+    )
+    max_batch_upload_bytes: int = Field(
+        default=64 * MiB, ge=1, description="Largest /predict/batch request body, in bytes."
+    )
+    max_pixels: int = Field(
+        default=25_000_000, ge=1, description="Largest image (width x height), read from the "
+        "header before decoding."
+    )
+    max_batch_files: int = Field(
+        default=32, ge=1, description="Most files in one /predict/batch request."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, /predict routes require it in the X-API-Key header."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins allowed by CORS; empty turns CORS off.",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="info", description="Log level of the service and uvicorn."
+    )
+    access_log: bool = Field(
+        default=True, description="Log one line per request (method, path, status)."
+    )
+    tf_intra_op_threads: int = Field(
+        default=0, ge=0, description="TensorFlow threads inside one op; 0 lets TensorFlow choose."
+    )
+    tf_inter_op_threads: int = Field(
+        default=0, ge=0, description="TensorFlow ops run in parallel; 0 lets TensorFlow choose."
+    )
+    decode_threads: int = Field(
+        default_factory=default_decode_threads,
+        ge=1,
+        description="Threads that check and convert uploads (default: CPUs, at most 4).",
+    )
+    retry_after_seconds: int = Field(
+        default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=8.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("model_name", "api_key", mode="before")
+    @classmethod
+    def empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value

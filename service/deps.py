@@ -1,0 +1,61 @@
+"""Dependencies the routes declare in their signatures (typed aliases, FastAPI style)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from service.config import Settings
+from service.metrics import Metrics
+from service.problems import Problem
+from service.runtime import Runtime
+
+API_KEY_HEADER = "X-API-Key"
+
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="Required on the /predict routes only when the service has MRI_API_KEY set.",
+)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def require_api_key(
+    settings: SettingsDep, provided: Annotated[str | None, Security(api_key_header)] = None
+) -> None:
+    """401 unless the configured key was sent; the comparison takes constant time."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    if provided is None or not hmac.compare_digest(provided.encode(), expected):
+        raise Problem(
+            401,
+            "unauthorized",
+            f"A valid API key is required in the {API_KEY_HEADER} header.",
+            headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
+        )
+
+
+ApiKeyDep = Annotated[None, Depends(require_api_key)]

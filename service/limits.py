@@ -1,0 +1,84 @@
+"""The request body byte limit, enforced while the body streams in (before it is all in memory).
+
+A declared Content-Length over the limit is refused before a byte is read; otherwise the bytes
+are counted as they arrive and reading stops with 413 as soon as the count passes the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.metrics import Metrics
+from service.problems import TYPE_PREFIX, problem_body, problem_response
+
+# Room for the multipart boundaries and part headers around one file.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than the limit of {limit} bytes.")
+        self.limit = limit
+
+
+def body_too_large_body(limit: int, instance: str) -> dict[str, object]:
+    return problem_body(
+        413,
+        f"The request body is larger than the limit of {limit} bytes.",
+        instance,
+        type_=TYPE_PREFIX + "body_too_large",
+        limit_bytes=limit,
+    )
+
+
+async def handle_body_too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    return problem_response(body_too_large_body(exc.limit, request.url.path))
+
+
+class BodyLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        default_limit: int,
+        path_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.default_limit = default_limit
+        self.path_limits = dict(path_limits or {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.path_limits.get(scope["path"], self.default_limit)
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            self.metrics.rejected_inputs.labels(reason="body_too_large").inc()
+            response = problem_response(body_too_large_body(limit, scope["path"]))
+            # Close the connection: the client may still be sending the body we refuse.
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    self.metrics.rejected_inputs.labels(reason="body_too_large").inc()
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, receive_within_limit, send)

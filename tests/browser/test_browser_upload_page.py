@@ -1,0 +1,134 @@
+"""The upload page in headless Chromium (Debian's `chromium`), driven with Playwright's Python
+API against a real `python -m service` process: choose a file, submit, see the label."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def require(available: bool, reason: str) -> None:
+    """Missing tools fail the run in CI (CI=true) and skip it on a developer's machine."""
+    if available:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def playwright_api() -> Any:
+    require(Path(CHROMIUM).is_file(), "chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "the playwright Python package is not installed (pip install playwright)")
+    with sync_playwright() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def server_url(exported_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("browser-server") / "server.log"
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port),
+             "--model-dir", str(exported_model_dir)],
+            cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "MRI_ACCESS_LOG": "false"},
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                assert process.poll() is None, log.read_text()
+                try:
+                    if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"service not ready: {log.read_text()}")
+            yield url
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+
+@pytest.fixture
+def page(playwright_api: Any, tmp_path: Path) -> Iterator[Any]:
+    context = playwright_api.chromium.launch_persistent_context(
+        user_data_dir=str(tmp_path / "chromium-profile"),  # fresh profile per test
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+    )
+    try:
+        yield context.pages[0] if context.pages else context.new_page()
+    finally:
+        context.close()
+
+
+def test_choose_a_file_submit_and_see_the_label(
+    page: Any, server_url: str, sample_images: dict[str, bytes], tmp_path: Path
+) -> None:
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(sample_images["png_L"])
+    expected = httpx.post(f"{server_url}/predict",
+                          files={"file": ("scan.png", scan.read_bytes())}).json()
+
+    page.goto(server_url + "/")
+    assert page.title() == "Brain MRI tumor classifier"
+    assert page.is_hidden("#result")
+    page.set_input_files("#file", str(scan))
+    page.click("#submit")
+    page.wait_for_selector("#result", state="visible", timeout=20_000)
+
+    label = page.text_content("#label")
+    assert label == expected["label"]
+    assert label in {"tumor", "healthy"}
+    assert page.text_content("#probability") == f"{expected['tumor_probability']:.3f}"
+    assert page.text_content("#model") == "test-model version 1"
+    assert page.is_hidden("#error")
+    screenshot = tmp_path / "upload-page.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 5_000
+    assert label in page.inner_text("body")
+
+
+def test_a_refused_file_shows_the_problem(page: Any, server_url: str, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"this is not an image")
+    page.goto(server_url + "/")
+    page.set_input_files("#file", str(notes))
+    page.click("#submit")
+    page.wait_for_selector("#error", state="visible", timeout=20_000)
+    message = page.text_content("#error") or ""
+    assert "Unsupported Media Type" in message and "Accepted formats" in message
+    assert page.is_hidden("#result")
+    page.screenshot(path=str(tmp_path / "upload-page-error.png"))

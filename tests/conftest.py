@@ -1,0 +1,128 @@
+"""Fixtures shared by the training and service tests: a tiny real SavedModel, exported through
+the training package's export (the real seam), and sample images in many formats and modes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TEST_MODEL_NAME = "test-model"
+TEST_THRESHOLD = 0.5
+
+
+@pytest.fixture(scope="session")
+def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding `test-model/1/`: the compact CNN at 32x32 greyscale, untrained
+    but made image-dependent. Fresh batch-norm statistics shrink its features to ~1e-7, so
+    each batch-norm layer is calibrated on synthetic slices and the last layer is seeded and
+    centred: P(tumor) then spreads over (0, 1) and differs from slice to slice."""
+    import keras
+    import tensorflow as tf
+
+    from training.architectures import build_model
+    from training.export import export_model
+    from training.preprocessing import PreprocessConfig, make_preprocess_fn
+
+    keras.utils.set_random_seed(0)
+    config = PreprocessConfig(32, 1, True)
+    model = build_model("compact", config, seed=0, augment=False)
+    slices = [encode(Image.fromarray(synthetic_slice(seed), "L"), "PNG") for seed in range(64)]
+    pixels = make_preprocess_fn(config)(tf.constant(slices))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            inputs = keras.Model(model.inputs, layer.input)(pixels, training=False).numpy()
+            gamma, beta, _, _ = layer.get_weights()
+            axes = tuple(range(inputs.ndim - 1))
+            layer.set_weights([gamma, beta, inputs.mean(axes), inputs.var(axes) + 1e-3])
+    features = keras.Model(model.inputs, model.get_layer(index=-3).output)(pixels).numpy()
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(0.0, 1.0, (features.shape[1], 1))
+    logits = (features - features.mean(0)) @ kernel
+    kernel *= 2.0 / float(logits.std())  # logits ~ N(0, 2) over the slices
+    bias = -(features.mean(0) @ kernel)
+    model.get_layer("tumor_probability").set_weights(
+        [kernel.astype(np.float32), bias.astype(np.float32)]
+    )
+    card = {
+        "classes": ["healthy", "tumor"],
+        "positive_class": "tumor",
+        "threshold": TEST_THRESHOLD,
+        "architecture": {"name": "compact", "parameters": int(model.count_params())},
+        "metrics": {"split": "none", "n": 0},
+        "intended_use": "Tests only.",
+    }
+    models_dir = tmp_path_factory.mktemp("models")
+    export_model(model, config, card, models_dir, TEST_MODEL_NAME)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
+def exported_version_dir(exported_model_dir: Path) -> Path:
+    return exported_model_dir / TEST_MODEL_NAME / "1"
+
+
+def synthetic_slice(seed: int, size: tuple[int, int] = (96, 80)) -> np.ndarray:
+    """A fake axial slice: a bright ellipse (the head) on black with a seeded blob inside."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width]
+    cy, cx = height / 2, width / 2
+    head = ((yy - cy) / (height * 0.42)) ** 2 + ((xx - cx) / (width * 0.4)) ** 2 <= 1
+    image = np.where(head, 90 + rng.integers(0, 40, size=(height, width)), 0).astype(np.float64)
+    by, bx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
+    radius = rng.uniform(4, 14)
+    blob = (yy - by) ** 2 + (xx - bx) ** 2 <= radius**2
+    image[blob & head] = rng.uniform(150, 255)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _sixteen_bit(grey: np.ndarray) -> Image.Image:
+    # Spread the values over 16 bits, with low bits set, so the 1/257 scaling is exercised.
+    return Image.fromarray(grey.astype(np.uint16) * 257 + (grey.astype(np.uint16) % 97))
+
+
+def _exif_rotated_jpeg(grey: np.ndarray) -> bytes:
+    image = Image.fromarray(grey, "L").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    return encode(image, "JPEG", quality=92, exif=exif.tobytes())
+
+
+SAMPLE_MAKERS: dict[str, Callable[[np.ndarray], bytes]] = {
+    "png_L": lambda g: encode(Image.fromarray(g, "L"), "PNG"),
+    "png_RGB": lambda g: encode(Image.fromarray(g, "L").convert("RGB"), "PNG"),
+    "png_RGBA": lambda g: encode(Image.fromarray(g, "L").convert("RGBA"), "PNG"),
+    "png_P": lambda g: encode(Image.fromarray(g, "L").convert("P"), "PNG"),
+    "png_1": lambda g: encode(Image.fromarray(g, "L").convert("1"), "PNG"),
+    "png_I16": lambda g: encode(_sixteen_bit(g), "PNG"),
+    "jpeg_L": lambda g: encode(Image.fromarray(g, "L"), "JPEG", quality=92),
+    "jpeg_RGB": lambda g: encode(Image.fromarray(g, "L").convert("RGB"), "JPEG", quality=92),
+    "jpeg_CMYK": lambda g: encode(Image.fromarray(g, "L").convert("CMYK"), "JPEG", quality=92),
+    "jpeg_exif_rotated": _exif_rotated_jpeg,
+    "bmp_RGB": lambda g: encode(Image.fromarray(g, "L").convert("RGB"), "BMP"),
+    "bmp_L": lambda g: encode(Image.fromarray(g, "L"), "BMP"),
+    "tiff_L": lambda g: encode(Image.fromarray(g, "L"), "TIFF"),
+    "tiff_I16": lambda g: encode(_sixteen_bit(g), "TIFF"),
+    "tiff_CMYK": lambda g: encode(Image.fromarray(g, "L").convert("CMYK"), "TIFF"),
+    "gif_P": lambda g: encode(Image.fromarray(g, "L").convert("P"), "GIF"),
+    "webp_RGB": lambda g: encode(Image.fromarray(g, "L").convert("RGB"), "WEBP", lossless=True),
+}
+
+
+@pytest.fixture(scope="session")
+def sample_images() -> dict[str, bytes]:
+    """One file per format/mode combination the service must accept, each a different slice."""
+    return {name: make(synthetic_slice(seed)) for seed, (name, make) in enumerate(
+        SAMPLE_MAKERS.items()
+    )}

@@ -1,0 +1,60 @@
+"""Service test fixtures: apps built from the exported test model, entered with TestClient so
+the lifespan (background model load, warm-up, batcher) really runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+
+ClientFactory = Callable[..., Any]
+
+
+@contextmanager
+def running_client(
+    settings: Settings, wait: bool = True, raise_server_exceptions: bool = True,
+    app_hook: Callable[[FastAPI], None] | None = None,
+) -> Iterator[TestClient]:
+    app = create_app(settings)
+    if app_hook is not None:
+        app_hook(app)
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
+        if wait:
+            assert app.state.runtime.wait_until_loaded(120), "model did not load in time"
+        yield client
+
+
+@pytest.fixture
+def make_client(exported_model_dir: Path) -> Iterator[ClientFactory]:
+    """`with make_client(max_pixels=100) as client:` an app on the test model, ready."""
+
+    def factory(
+        wait: bool = True, raise_server_exceptions: bool = True,
+        app_hook: Callable[[FastAPI], None] | None = None, **overrides: Any,
+    ) -> Any:
+        overrides.setdefault("model_dir", exported_model_dir)
+        return running_client(
+            Settings(**overrides), wait, raise_server_exceptions, app_hook
+        )
+
+    yield factory
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> Iterator[TestClient]:
+    with make_client() as ready_client:
+        assert ready_client.get("/health/ready").status_code == 200
+        yield ready_client
+
+
+@pytest.fixture
+def png(sample_images: dict[str, bytes]) -> bytes:
+    return sample_images["png_L"]

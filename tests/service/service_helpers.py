@@ -1,0 +1,18 @@
+"""Helpers for the service tests (a module of its own: conftest modules are not importable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def assert_problem(response: Any, status: int, detail_contains: str = "") -> dict[str, Any]:
+    """The response is RFC 9457 problem details with this status; returns the body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert detail_contains in body["detail"], body["detail"]
+    return body
