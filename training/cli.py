@@ -96,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name (folder name)")
     train.add_argument("--epochs", type=_positive_int, default=40, help="most epochs to train")
     train.add_argument("--batch-size", type=_positive_int, default=32, help="images per step")
-    train.add_argument("--learning-rate", type=_positive_float, default=1e-3,
+    train.add_argument("--learning-rate", type=_positive_float, default=2e-3,
                        help="initial Adam learning rate")
-    train.add_argument("--patience", type=_positive_int, default=8,
+    train.add_argument("--patience", type=_positive_int, default=10,
                        help="epochs without validation improvement before stopping")
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seed of the split, the weights and the augmentation")
