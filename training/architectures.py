@@ -107,12 +107,16 @@ def default_preprocess(name: str) -> PreprocessConfig:
 
 
 def build_model(
-    name: str, config: PreprocessConfig, seed: int, augment: bool = True
+    name: str, config: PreprocessConfig, seed: int, augment: bool = True, width: int | None = None
 ) -> keras.Model:
     if name not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ValueError(f"unknown architecture {name!r}; choose one of: {known}")
-    return ARCHITECTURES[name](config, seed=seed, augment=augment)
+    if width is None:
+        return ARCHITECTURES[name](config, seed=seed, augment=augment)
+    if name != "compact":
+        raise ValueError(f"the {name!r} architecture has a fixed width")
+    return build_compact(config, seed=seed, augment=augment, width=width)
 
 
 def count_parameters(model: keras.Model) -> int:

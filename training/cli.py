@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed of the split, the weights and the augmentation")
     train.add_argument("--image-size", type=_positive_int, default=None,
                        help="override the architecture's input size (pixels a side)")
+    train.add_argument("--width", type=_positive_int, default=None,
+                       help="channels of the compact architecture's first stage (default 32)")
     train.add_argument("--positive-class", default=None,
                        help="class folder holding tumor images; if unset, recognised by name")
     train.add_argument("--run-dir", type=Path, default=None,
@@ -184,6 +186,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
     if args.image_size is not None and args.image_size < MIN_IMAGE_SIZE:
         raise UsageError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels.")
+    if args.width is not None and args.architecture != "compact":
+        raise UsageError("--width applies to the compact architecture only.")
     if args.validation_fraction + args.test_fraction >= 0.9:
         raise UsageError("validation and test fractions must leave at least 10% for training.")
     layout = resolve_classes(args.data, args.positive_class, args.min_images_per_class)
@@ -214,6 +218,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             patience=args.patience,
             seed=args.seed,
             image_size=args.image_size,
+            width=args.width,
         ),
         fractions=SplitFractions(1.0 - validation - test, validation, test),
         max_distance=args.max_distance,

@@ -95,6 +95,9 @@ def export_model(
         }
         (staging / "assets").mkdir(exist_ok=True)
         (staging / "assets" / MODEL_CARD_ASSET).write_text(json.dumps(full_card, indent=2) + "\n")
+        # mkdtemp made the folder private (0700); a server running as another user (the
+        # container's) must be able to read it.
+        staging.chmod(0o755)
         target = model_root / str(version)
         staging.rename(target)
     except BaseException:

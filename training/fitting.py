@@ -37,6 +37,7 @@ class TrainingConfig:
     patience: int = 10
     seed: int = 0
     image_size: int | None = None  # overrides the architecture's default input size
+    width: int | None = None  # overrides the compact architecture's first-stage width
     # Validation ROC-AUC, not loss: on this data the validation loss swings with calibration
     # from epoch to epoch while the ranking improves steadily, and the threshold is chosen
     # afterwards on validation anyway.
@@ -164,7 +165,9 @@ def fit_model(
 ) -> FitResult:
     """Build and train the architecture; checkpoints and history go to `run_dir` as it runs."""
     seed_everything(config.seed)
-    model = build_model(config.architecture, config.preprocess(), seed=config.seed)
+    model = build_model(
+        config.architecture, config.preprocess(), seed=config.seed, width=config.width
+    )
     # Cosine decay over the whole budget: the seed-era plateau schedule halved the rate on
     # every noisy validation epoch and starved training after ~10 epochs (measured: test
     # ROC-AUC 0.916 with it on the real data).

@@ -88,6 +88,8 @@ def test_bad_option_value_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 2 and "--image-size must be at least 16" in _one_sentence(err)
     code, err = _run(_train(data, tmp_path, "--architecture", "resnet"), capsys)
     assert code == 2 and "invalid choice: 'resnet'" in _one_sentence(err)
+    code, err = _run(_train(data, tmp_path, "--architecture", "seed", "--width", "48"), capsys)
+    assert code == 2 and "--width applies to the compact architecture only" in _one_sentence(err)
 
 
 def test_evaluate_rejects_a_folder_that_is_not_an_exported_model(
