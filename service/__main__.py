@@ -18,7 +18,7 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         prog="python -m service",
         description="Serve the brain MRI tumor classifier. Every setting is also an MRI_* "
-        "environment variable (see docs/settings.md); flags win over the environment.",
+        "environment variable (see the README's settings table); flags win over the environment.",
     )
     parser.add_argument("--host", help="address to listen on (MRI_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (MRI_PORT, default 8000)")
