@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         default=32, ge=1, description="Most images the model sees in one call."
     )
     max_wait_ms: float = Field(
-        default=2.0, ge=0, description="Longest the oldest queued image waits for others."
+        default=0.0, ge=0, description="Longest the oldest queued image waits for others."
     )
     queue_size: int = Field(
         default=1024, ge=1, description="Images waiting for the model at most; beyond it: 503."

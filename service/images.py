@@ -55,13 +55,18 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
-def _canonical_from_loaded(image: Image.Image, data: bytes) -> tuple[bytes, bool]:
+def _passes_through(image: Image.Image) -> bool:
+    """The contract's rule, read from the header: these reach the model as they are."""
     orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    if (
+    return (
         image.format in PASSTHROUGH_FORMATS
         and image.mode in PASSTHROUGH_MODES
         and orientation == 1
-    ):
+    )
+
+
+def _canonical_from_loaded(image: Image.Image, data: bytes) -> tuple[bytes, bool]:
+    if _passes_through(image):
         return data, False
     converted = _to_8bit(ImageOps.exif_transpose(image))
     buffer = io.BytesIO()
@@ -112,8 +117,16 @@ def prepare_image(data: bytes, max_pixels: int) -> PreparedImage:
                 f"{max_pixels} pixels.",
             )
         try:
-            image.load()
-            canonical, converted = _canonical_from_loaded(image, data)
+            if image_format == "JPEG" and _passes_through(image):
+                # Decoding at 1/8 scale still entropy-decodes every byte, so truncated or
+                # corrupt data fails here exactly as in a full decode, at half its cost; the
+                # pixels are not used (the model gets these bytes as they are).
+                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+                image.load()
+                canonical, converted = data, False
+            else:
+                image.load()
+                canonical, converted = _canonical_from_loaded(image, data)
         except Exception as error:  # truncated or corrupt data in an accepted format
             raise Problem(
                 422,

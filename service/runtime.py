@@ -58,7 +58,9 @@ class Runtime:
             read_model_card(version_dir)  # fail fast on a bad card, before importing TensorFlow
             configure_tensorflow_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
             runner = ModelRunner.load(version_dir)
-            runner.warm_up(sorted({1, settings.max_batch_size}))
+            # Every batch size the batcher can form: each is a new shape for the graph, whose
+            # kernels' caches would otherwise grow over the first few thousand requests.
+            runner.warm_up(range(1, settings.max_batch_size + 1))
             batcher = MicroBatcher(
                 runner.predict,
                 max_batch_size=settings.max_batch_size,

@@ -1,0 +1,143 @@
+"""Server processes under test: started as users start them, on a free loopback port, timed from
+process start to ready, their resident memory read from /proc, stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class ServerFailed(RuntimeError):
+    """The server exited or did not become ready in time; the message carries its log's tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without any MRI_* setting (so a run measures the defaults, whatever
+    the shell has exported), plus the variant's own variables. Modules are imported from
+    PYTHONPATH only (`python -P`): the repository, after the variant's PYTHONPATH if it has
+    one, so a patched copy of `service/` can run beside the checkout's in one benchmark."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MRI_")}
+    paths = [extra["PYTHONPATH"]] if extra.get("PYTHONPATH") else []
+    paths += [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    return {**env, **extra, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size (VmRSS) of a process, from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all threads, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # Fields after the command name (which may hold spaces) start at field 3, the state.
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    kind: str
+    env: dict[str, str]
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    spawned_at: float
+    start_to_ready_s: float = float("nan")
+    requests_done: int = 0
+    rss_checkpoints: dict[int, int] = field(default_factory=dict)
+    rss_trace: list[tuple[int, int]] = field(default_factory=list)  # (requests, VmRSS bytes)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def count_request(self, checkpoints: tuple[int, ...], trace_every: int) -> None:
+        """Called once per finished request: reads the RSS when the count hits a checkpoint,
+        and every `trace_every` requests (whether memory levels off or keeps growing)."""
+        self.requests_done += 1
+        if self.requests_done in checkpoints:
+            self.rss_checkpoints[self.requests_done] = self.rss_bytes()
+        if self.requests_done % trace_every == 0:
+            self.rss_trace.append((self.requests_done, self.rss_bytes()))
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+
+def spawn_server(
+    name: str, kind: str, module_args: list[str], env: dict[str, str], log_dir: Path
+) -> ServerProcess:
+    """Run `python -m <module_args> --host 127.0.0.1 --port <free port>`, logging to a file."""
+    port = free_port()
+    command = [sys.executable, "-P", "-m", *module_args, "--host", LOOPBACK, "--port", str(port)]
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        spawned_at = time.perf_counter()
+        process = subprocess.Popen(
+            command, cwd=REPO, env=clean_environment(env), stdout=log, stderr=subprocess.STDOUT
+        )
+    return ServerProcess(name, kind, env, f"http://{LOOPBACK}:{port}", process, log_path,
+                         spawned_at)
+
+
+def wait_until_ready(server: ServerProcess, timeout: float) -> None:
+    """Poll /health/ready every 50 ms (connection refused counts as not ready); start-to-ready
+    runs from just before the process was spawned to the first 200. Polling faster would
+    measure no better and would slow the start it measures (each poll takes the GIL)."""
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            if server.process.poll() is not None:
+                raise ServerFailed(
+                    f"{server.name} exited with {server.process.returncode}:\n"
+                    f"{server.log_tail()}"
+                )
+            try:
+                if client.get(f"{server.url}/health/ready").status_code == 200:
+                    server.start_to_ready_s = time.perf_counter() - server.spawned_at
+                    return
+            except httpx.TransportError:
+                pass
+            if time.perf_counter() - server.spawned_at > timeout:
+                raise ServerFailed(
+                    f"{server.name} not ready after {timeout:.0f} s:\n{server.log_tail()}"
+                )
+            time.sleep(0.05)
