@@ -27,15 +27,11 @@ def readiness(runtime: RuntimeDep) -> Readiness:
     response_model=Readiness,
     responses=problem_responses(503),
 )
-async def ready(runtime: RuntimeDep) -> Readiness:
-    return readiness(runtime)
-
-
 @router.get(
     "/health",
     summary="Same as /health/ready",
     response_model=Readiness,
     responses=problem_responses(503),
 )
-async def health(runtime: RuntimeDep) -> Readiness:
+async def ready(runtime: RuntimeDep) -> Readiness:
     return readiness(runtime)
