@@ -16,13 +16,14 @@ from starlette.routing import Mount
 from service import __version__
 from service.config import Settings
 from service.deps import API_KEY_HEADER
+from service.http_metrics import MetricsMiddleware
 from service.limits import (
     MULTIPART_ALLOWANCE,
     BodyLimitMiddleware,
     BodyTooLarge,
     handle_body_too_large,
 )
-from service.metrics import Metrics, MetricsMiddleware
+from service.metrics import Metrics
 from service.problems import install_problem_handlers, relabel_error_media_types
 from service.routes import health, metrics, model, predict, ui
 from service.runtime import Runtime

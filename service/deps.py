@@ -9,8 +9,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from service.config import Settings
+from service.errors import Unauthenticated
 from service.metrics import Metrics
-from service.problems import Problem
 from service.runtime import Runtime
 
 API_KEY_HEADER = "X-API-Key"
@@ -45,17 +45,12 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 async def require_api_key(
     settings: SettingsDep, provided: Annotated[str | None, Security(api_key_header)] = None
 ) -> None:
-    """401 unless the configured key was sent; the comparison takes constant time."""
+    """Unauthenticated unless the configured key was sent; the comparison takes constant time."""
     if settings.api_key is None:
         return
     expected = settings.api_key.get_secret_value().encode()
     if provided is None or not hmac.compare_digest(provided.encode(), expected):
-        raise Problem(
-            401,
-            "unauthorized",
-            f"A valid API key is required in the {API_KEY_HEADER} header.",
-            headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
-        )
+        raise Unauthenticated(API_KEY_HEADER)
 
 
 ApiKeyDep = Annotated[None, Depends(require_api_key)]

@@ -15,10 +15,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
-from service.problems import TYPE_PREFIX, problem_body, problem_response
+from service.problems import TYPE_PREFIX, problem_body, problem_response, record_rejection
 
 # Room for the multipart boundaries and part headers around one file.
 MULTIPART_ALLOWANCE = 64 * 1024
+BODY_TOO_LARGE = "body_too_large"
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -32,7 +33,7 @@ def body_too_large_body(limit: int, instance: str) -> dict[str, object]:
         413,
         f"The request body is larger than the limit of {limit} bytes.",
         instance,
-        type_=TYPE_PREFIX + "body_too_large",
+        type_=TYPE_PREFIX + BODY_TOO_LARGE,
         limit_bytes=limit,
     )
 
@@ -62,7 +63,7 @@ class BodyLimitMiddleware:
         limit = self.path_limits.get(scope["path"], self.default_limit)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            self.metrics.rejected_inputs.labels(reason="body_too_large").inc()
+            record_rejection(self.metrics, scope["path"], BODY_TOO_LARGE)
             response = problem_response(body_too_large_body(limit, scope["path"]))
             # Close the connection: the client may still be sending the body we refuse.
             response.headers["Connection"] = "close"
@@ -77,7 +78,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    self.metrics.rejected_inputs.labels(reason="body_too_large").inc()
+                    record_rejection(self.metrics, scope["path"], BODY_TOO_LARGE)
                     raise BodyTooLarge(limit)
             return message
 

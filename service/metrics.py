@@ -1,8 +1,7 @@
-"""The Prometheus objects, in one registry per app, and the middleware that counts requests."""
+"""The Prometheus objects, in one registry per app (service/http_metrics.py fills the HTTP ones)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from prometheus_client import (
@@ -15,14 +14,11 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 )
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-UNMATCHED_ROUTE = "<unmatched>"
 
 
 class Metrics:
@@ -80,48 +76,3 @@ class Metrics:
     def render(self) -> bytes:
         data: bytes = generate_latest(self.registry)
         return data
-
-
-def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
-    """The matched route's path template (`/predict`), never the raw path, to bound labels."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if isinstance(path, str):
-        return path
-    for candidate in routes:  # the request ended before routing (e.g. an early 413)
-        match, _ = candidate.matches(scope)
-        if match != Match.NONE:
-            return str(getattr(candidate, "path", UNMATCHED_ROUTE)) or UNMATCHED_ROUTE
-    return UNMATCHED_ROUTE
-
-
-class MetricsMiddleware:
-    """Counts every HTTP request by route template, method and status, and times it."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.routes = routes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = route_template(self.routes, scope)
-            method = scope["method"]
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.request_seconds.labels(route, method).observe(
-                time.perf_counter() - started
-            )
