@@ -36,6 +36,8 @@ device.
 Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
+ROUTE_MODULES = (predict, health, model, metrics, ui)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
@@ -68,12 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_problem_handlers(app)
     app.add_exception_handler(BodyTooLarge, handle_body_too_large)
-    route_modules = (predict, health, model, metrics, ui)
-    for module in route_modules:
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
+    add_middleware(app, settings, app_metrics)
+    document_problem_json(app)
+    return app
 
-    # Added last = outermost: metrics see every answer, including the body limit's 413s.
+
+def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> None:
+    """Body limits, CORS when configured, and (outermost) the request metrics."""
     app.add_middleware(
         BodyLimitMiddleware,
         metrics=app_metrics,
@@ -88,10 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=[API_KEY_HEADER, "Content-Type"],
         )
     # Routers are included as wrappers; the metrics' fallback route matching needs the routes.
-    flat_routes = [route for module in route_modules for route in module.router.routes]
+    flat_routes = [route for module in ROUTE_MODULES for route in module.router.routes]
     flat_routes += [route for route in app.router.routes if isinstance(route, Mount)]
+    # Added last = outermost: metrics see every answer, including the body limit's 413s.
     app.add_middleware(MetricsMiddleware, metrics=app_metrics, routes=flat_routes)
 
+
+def document_problem_json(app: FastAPI) -> None:
+    """The OpenAPI document says errors are application/problem+json."""
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -100,4 +110,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
