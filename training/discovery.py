@@ -171,6 +171,7 @@ def scan_images(layout: ClassLayout, min_images_per_class: int = 1) -> ScanResul
     Raises DataError when, after dropping unreadable files, a class keeps fewer than
     `min_images_per_class` images.
     """
+    logger.info("scanning %s (positive class: '%s')", layout.data_dir, layout.positive)
     files = [
         (class_name, label, path)
         for label, class_name in enumerate(layout.classes)
@@ -199,6 +200,8 @@ def scan_images(layout: ClassLayout, min_images_per_class: int = 1) -> ScanResul
             unreadable.append(UnreadableFile(relative, class_name, f"cannot read file: {error}"))
         if index % PROGRESS_EVERY == 0 or index == len(files):
             logger.info("scanned %d/%d files (%d unreadable)", index, len(files), len(unreadable))
+    for file in unreadable:
+        logger.info("  unreadable, skipped: %s: %s", file.path, file.reason)
     result = ScanResult(layout=layout, records=records, unreadable=unreadable)
     for class_name, count in result.counts().items():
         if count < min_images_per_class:

@@ -81,12 +81,8 @@ def run_evaluation(options: EvaluateOptions) -> Path:
 
 
 def discover(options: EvaluateOptions) -> ScanResult:
-    layout = options.layout
-    logger.info("scanning %s (positive class: '%s')", layout.data_dir, layout.positive)
-    scan = scan_images(layout, options.min_images_per_class)
-    for unreadable in scan.unreadable:
-        logger.info("  unreadable, skipped: %s: %s", unreadable.path, unreadable.reason)
-    return scan
+    """Every readable image of both class folders (unreadable ones listed with the reason)."""
+    return scan_images(options.layout, options.min_images_per_class)
 
 
 def select(scan: ScanResult, options: EvaluateOptions) -> Selection:

@@ -80,6 +80,8 @@ def plot_roc(labels: np.ndarray, scores: np.ndarray, metrics: dict[str, Any], pa
                                          ax=axis, plot_chance_level=True)
         axis.plot([1 - metrics["specificity"]["value"]], [metrics["recall"]["value"]], "o",
                   color="crimson", label=f"threshold {metrics['threshold']:.3f}")
+    axis.set_xlabel("false positive rate (1 - specificity)")
+    axis.set_ylabel("true positive rate (recall)")
     axis.set_title(title)
     axis.legend(loc="lower right")
     return _save(figure, path)
@@ -95,6 +97,8 @@ def plot_pr(labels: np.ndarray, scores: np.ndarray, metrics: dict[str, Any], pat
         )
         axis.plot([metrics["recall"]["value"]], [metrics["precision"]["value"]], "o",
                   color="crimson", label=f"threshold {metrics['threshold']:.3f}")
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
     axis.set_ylim(0, 1.02)
     axis.set_title(title)
     axis.legend(loc="lower left")

@@ -149,12 +149,8 @@ def run_training(options: TrainOptions) -> TrainResult:
 
 
 def discover(options: TrainOptions) -> ScanResult:
-    layout = options.layout
-    logger.info("scanning %s (positive class: '%s')", layout.data_dir, layout.positive)
-    scan = scan_images(layout, options.min_images_per_class)
-    for unreadable in scan.unreadable:
-        logger.info("  unreadable, skipped: %s: %s", unreadable.path, unreadable.reason)
-    return scan
+    """Every readable image of both class folders (unreadable ones listed with the reason)."""
+    return scan_images(options.layout, options.min_images_per_class)
 
 
 def group(records: list[ImageRecord], options: TrainOptions) -> Grouping:
