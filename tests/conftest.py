@@ -129,3 +129,10 @@ def sample_images() -> dict[str, bytes]:
     return {name: make(synthetic_slice(seed)) for seed, (name, make) in enumerate(
         SAMPLE_MAKERS.items()
     )}
+
+
+@pytest.fixture(scope="session")
+def slice_maker() -> Callable[[int], np.ndarray]:
+    """`synthetic_slice` for test modules whose own folder has a conftest (which shadows this
+    one's name): the DICOM tests build their files from it (tests/dicom_files.py)."""
+    return synthetic_slice
