@@ -25,7 +25,7 @@ from service.limits import (
 )
 from service.metrics import Metrics
 from service.problems import install_problem_handlers, relabel_error_media_types
-from service.routes import health, metrics, model, predict, ui
+from service.routes import convert, health, metrics, model, predict, ui
 from service.runtime import Runtime
 
 DESCRIPTION = """\
@@ -36,7 +36,7 @@ device.
 Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
-ROUTE_MODULES = (predict, health, model, metrics, ui)
+ROUTE_MODULES = (predict, convert, health, model, metrics, ui)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -26,14 +26,17 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from model_contract.dicom import DicomIdentity
+from service.errors import InvalidInput
 
 MEDIA_TYPE = "application/dicom"
 MANUFACTURER = "brain-mri-classifier"
 SERIES_NUMBER = 9001  # high, as for derived series, so viewers list it after the images
 
 
-class UnreferenceableInput(ValueError):
+class UnreferenceableInput(InvalidInput):
     """The input lacks a UID the report must reference (a broken file)."""
+
+    reason = "unreferenceable_input"
 
 
 @dataclass(frozen=True)

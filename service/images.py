@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from model_contract import canonical_from_image, passes_through
+from model_contract.dicom import DicomIdentity
 from service.errors import EmptyFile, TooManyPixels, Undecodable, UnsupportedFormat
 
 # What an upload may be. Restricting Pillow's sniffing to these also keeps plugins such as
 # EPS (which would start Ghostscript) away from untrusted bytes.
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
+# What the 415 answer lists: Pillow's formats, and DICOM (recognised by its `DICM` marker).
+ADVERTISED_FORMATS = (*ACCEPTED_FORMATS, "DICOM")
 # Pillow's JPEG reader names multi-picture JPEGs (from cameras) "MPO".
 OPENED_FORMATS = frozenset({*ACCEPTED_FORMATS, "MPO"})
 
@@ -33,6 +36,8 @@ class PreparedImage:
     width: int
     height: int
     converted: bool
+    dicom: DicomIdentity | None = None  # a DICOM file's UIDs and modality, nothing else
+    frame: int | None = None  # a DICOM image's frame number, from 1
 
 
 def _open_header(data: bytes, max_pixels: int) -> Image.Image:
@@ -41,7 +46,7 @@ def _open_header(data: bytes, max_pixels: int) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
-        raise UnsupportedFormat(ACCEPTED_FORMATS) from None
+        raise UnsupportedFormat(ADVERTISED_FORMATS) from None
     except Image.DecompressionBombError:
         raise TooManyPixels(max_pixels) from None
     except Exception as error:  # a header Pillow recognised but could not parse
@@ -71,7 +76,7 @@ def prepare_image(data: bytes, max_pixels: int) -> PreparedImage:
         width, height = image.size
         image_format = image.format or "UNKNOWN"
         if image_format not in OPENED_FORMATS:
-            raise UnsupportedFormat(ACCEPTED_FORMATS)
+            raise UnsupportedFormat(ADVERTISED_FORMATS)
         if width * height > max_pixels:
             raise TooManyPixels(max_pixels, width, height)
         try:

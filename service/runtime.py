@@ -11,8 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from model_contract import CardError, LayoutError, find_version_dir, read_card
+from model_contract.dicom import is_dicom
 from service.batching import MicroBatcher
 from service.config import Settings
+from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady
 from service.images import PreparedImage, prepare_image
 from service.metrics import Metrics
@@ -21,6 +23,13 @@ from service.model import ModelRunner, configure_tensorflow_threads
 logger = logging.getLogger("service")
 # Failures whose message says it all; anything else is logged with its type.
 EXPLAINED_LOAD_ERRORS = (ModelLoadError, LayoutError, CardError)
+
+
+def prepare_upload(data: bytes, max_pixels: int) -> list[PreparedImage]:
+    """DICOM is recognised from its bytes (the `DICM` marker), never from the file name."""
+    if is_dicom(data):
+        return prepare_dicom(data, max_pixels)
+    return [prepare_image(data, max_pixels)]
 
 
 class RuntimeState(enum.StrEnum):
@@ -108,9 +117,10 @@ class Runtime:
             raise ModelNotReady(self.reason, self.state.value)
         return self.runner, self.batcher
 
-    async def prepare(self, data: bytes) -> PreparedImage:
-        """Check and convert one upload off the event loop; raise InvalidInput when it fails."""
+    async def prepare(self, data: bytes) -> list[PreparedImage]:
+        """Check and convert one upload off the event loop (one image, or one per frame of a
+        DICOM file); raise InvalidInput when it fails."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.decode_pool, prepare_image, data, self.settings.max_pixels
+            self.decode_pool, prepare_upload, data, self.settings.max_pixels
         )
