@@ -12,7 +12,9 @@ order of the DICOM greyscale pipeline (PS3.4 N.2.1):
    its VOI LUT function (`apply_voi` / `apply_windowing`, the halves of `apply_voi_lut`); with
    neither (or an invalid window), the frame's own minimum..maximum;
 4. `MONOCHROME1` inverted (its minimum shows white);
-5. rounded to 0..255.
+5. rounded down to 0..255, a VOI LUT's output keeping its top 8 bits: what DCMTK's dcm2pnm (the
+   reference DICOM toolkit) writes, so the PNG it exports of a slice is the model's input pixel
+   for pixel (tests/service/test_no_skew.py holds this).
 
 Enhanced (multi-frame) objects keep their rescale and window in functional groups: per-frame
 values win over shared ones, which win over the top level. Presentation states are not applied.
@@ -308,7 +310,8 @@ def _voi_to_8bit(values: np.ndarray, attributes: Dataset) -> np.ndarray:
     if lut and lut[0].get("LUTDescriptor") and lut[0].get("LUTData") is not None:
         bits = int(lut[0].LUTDescriptor[2])
         output = apply_voi(np.rint(values).astype(np.int64), attributes)
-        scaled: np.ndarray = np.asarray(output, dtype=np.float64) * (255.0 / ((1 << bits) - 1))
+        # Its top 8 bits, as DCMTK takes them: x * 256 / 2**bits, floored below.
+        scaled: np.ndarray = np.asarray(output, dtype=np.float64) * (256.0 / (1 << bits))
         return scaled
     if "WindowCenter" in attributes and "WindowWidth" in attributes:
         windowed = _window_to_8bit(values, attributes)
@@ -327,7 +330,7 @@ def frame_to_8bit(stored: np.ndarray, attributes: Dataset, monochrome1: bool) ->
     display = _voi_to_8bit(values, attributes)
     if monochrome1:
         display = np.subtract(255.0, display)
-    return np.asarray(np.clip(np.rint(display), 0, 255), dtype=np.uint8)
+    return np.asarray(np.clip(np.floor(display), 0, 255), dtype=np.uint8)
 
 
 def read_dicom(data: bytes, max_pixels: int | None = None) -> DicomSlices:

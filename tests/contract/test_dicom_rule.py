@@ -8,7 +8,6 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import synthetic_slice
 from dicom_files import (
     DICOM_MAKERS,
     PHI,
@@ -41,6 +40,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
+from synthetic_slices import synthetic_slice
 
 from model_contract.dicom import (
     NoPixelData,
@@ -67,18 +67,19 @@ def only_frame(data: bytes) -> np.ndarray:
 
 
 def linear_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
-    """PS3.3 C.11.2.1.2.1 ('LINEAR') onto 0..255, written out from the standard."""
+    """PS3.3 C.11.2.1.2.1 ('LINEAR') onto 0..255, written out from the standard, rounded down
+    (as DCMTK does)."""
     values = values.astype(np.float64)
     out = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255
     out[values <= center - 0.5 - (width - 1) / 2] = 0
     out[values > center - 0.5 + (width - 1) / 2] = 255
-    return np.rint(out).astype(np.uint8)
+    return np.floor(out).astype(np.uint8)
 
 
 def stretch(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.float64)
     low, high = values.min(), values.max()
-    return np.rint((values - low) / (high - low) * 255.0).astype(np.uint8)
+    return np.floor((values - low) / (high - low) * 255.0).astype(np.uint8)
 
 
 @pytest.mark.parametrize(
@@ -133,30 +134,30 @@ def test_rescale_then_window_on_signed_data_follows_the_standard() -> None:
 
 
 def test_window_values_pinned_by_hand() -> None:
-    # Slope 2, intercept 1000, window 1200/3000: -3096 and 4294 clip, 800 -> 93.5..., 1000 ->
-    # 110.5..., 1200 -> 127.5... (PS3.3 C.11.2.1.2.1 worked out on paper).
+    # Slope 2, intercept 1000, window 1200/3000: -3096 and 4294 clip, 800 -> 93.53, 1000 ->
+    # 110.54, 1200 -> 127.54 (PS3.3 C.11.2.1.2.1 worked out on paper), rounded down.
     stored = np.zeros(GREY.shape, dtype=np.int16)
     stored[0, :5] = [-2048, -100, 0, 100, 1647]
     frame = only_frame(
         mr_file(stored, bits_stored=12, rescale=(2.0, 1000.0), window=Window(1200.0, 3000.0))
     )
-    assert frame[0, :5].tolist() == [0, 94, 111, 128, 255]
+    assert frame[0, :5].tolist() == [0, 93, 110, 127, 255]
 
 
 def test_sigmoid_window() -> None:
     stored = scaled(GREY, 12).astype(np.float64)
-    expected = np.rint(255 / (1 + np.exp(-4 * (stored - 1800.0) / 2400.0)))
+    expected = np.floor(255 / (1 + np.exp(-4 * (stored - 1800.0) / 2400.0)))
     assert np.array_equal(only_frame(DICOM_MAKERS["mr_window_sigmoid"](GREY)), expected)
 
 
-def test_voi_lut_sequence_wins_over_the_window_and_is_scaled_by_its_bit_depth() -> None:
+def test_voi_lut_sequence_wins_over_the_window_and_keeps_its_top_8_bits() -> None:
     stored = scaled(GREY, 12)
     lut = [(i * 7) % 4096 for i in range(1000)]  # not monotonic: the table really is used
     data = mr_file(
         stored, bits_stored=12, window=Window(2000.0, 10.0), voi_lut=VoiLut(100, 12, lut)
     )
-    expected = np.asarray(lut)[np.clip(stored.astype(np.int64) - 100, 0, 999)] * 255 / 4095
-    assert np.array_equal(only_frame(data), np.rint(expected).astype(np.uint8))
+    expected = np.asarray(lut)[np.clip(stored.astype(np.int64) - 100, 0, 999)] >> 4
+    assert np.array_equal(only_frame(data), expected.astype(np.uint8))
 
 
 def test_an_invalid_window_falls_back_to_the_frame_range() -> None:

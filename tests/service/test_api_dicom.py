@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 import highdicom as hd
 import numpy as np
@@ -24,10 +23,10 @@ from PIL import Image
 from pydicom import dcmread
 from pydicom.sr.codedict import codes
 from service_helpers import assert_problem
+from synthetic_slices import synthetic_slice
 
 from model_contract.dicom import frame_png, read_dicom
 
-SliceMaker = Callable[[int], np.ndarray]
 PROBLEM = "urn:brain-mri-classifier:problem:"
 
 
@@ -36,10 +35,10 @@ def post(client: TestClient, data: bytes, name: str = "scan.dcm", **headers: str
 
 
 def test_every_sample_is_classified_and_identified_by_its_uids(
-    client: TestClient, slice_maker: SliceMaker
+    client: TestClient
 ) -> None:
     for seed, (name, make) in enumerate(sorted(DICOM_MAKERS.items())):
-        data = make(slice_maker(seed))
+        data = make(synthetic_slice(seed))
         identity = read_dicom(data).identity
         response = client.post("/predict", files={"file": (f"{name}.dcm", data)})
         assert response.status_code == 200, (name, response.text)
@@ -50,16 +49,16 @@ def test_every_sample_is_classified_and_identified_by_its_uids(
 
 
 def test_dicom_is_recognised_from_the_bytes_and_ordinary_images_say_dicom_null(
-    client: TestClient, slice_maker: SliceMaker, png: bytes
+    client: TestClient, png: bytes
 ) -> None:
-    data = DICOM_MAKERS["mr_16bit"](slice_maker(1))
+    data = DICOM_MAKERS["mr_16bit"](synthetic_slice(1))
     named_png = client.post("/predict", files={"file": ("slice.png", data)}).json()
     assert named_png["dicom"]["sop_instance_uid"] == read_dicom(data).identity.sop_instance_uid
     assert client.post("/predict", files={"file": ("scan.dcm", png)}).json()["dicom"] is None
 
 
-def test_each_refusal_has_its_status_and_type(client: TestClient, slice_maker: SliceMaker) -> None:
-    grey = slice_maker(2)
+def test_each_refusal_has_its_status_and_type(client: TestClient) -> None:
+    grey = synthetic_slice(2)
     ct = assert_problem(
         client.post("/predict", files={"file": ("ct.dcm", mr_file(scaled(grey, 12),
                                                                    modality="CT"))}),
@@ -87,9 +86,9 @@ def test_each_refusal_has_its_status_and_type(client: TestClient, slice_maker: S
 
 
 def test_multi_frame_is_refused_by_predict_and_split_by_batch(
-    client: TestClient, slice_maker: SliceMaker
+    client: TestClient
 ) -> None:
-    slices = [slice_maker(seed) for seed in (3, 4, 5)]
+    slices = [synthetic_slice(seed) for seed in (3, 4, 5)]
     stack = multiframe_file(slices)
     body = assert_problem(post(client, stack), 422, "/predict/batch")
     assert (body["type"], body["frames"]) == (PROBLEM + "multi_frame", 3)
@@ -114,9 +113,9 @@ def test_multi_frame_is_refused_by_predict_and_split_by_batch(
 
 
 def test_accept_dicom_answers_a_structured_report(
-    client: TestClient, slice_maker: SliceMaker, png: bytes
+    client: TestClient, png: bytes
 ) -> None:
-    data = DICOM_MAKERS["mr_jpeg2000"](slice_maker(6))
+    data = DICOM_MAKERS["mr_jpeg2000"](synthetic_slice(6))
     identity = read_dicom(data).identity
     as_json = post(client, data).json()
     response = post(client, data, accept="application/dicom")
@@ -137,9 +136,9 @@ def test_accept_dicom_answers_a_structured_report(
 
 
 def test_convert_returns_the_slice_the_model_classifies(
-    client: TestClient, slice_maker: SliceMaker, png: bytes
+    client: TestClient, png: bytes
 ) -> None:
-    slices = [slice_maker(seed) for seed in (7, 8)]
+    slices = [synthetic_slice(seed) for seed in (7, 8)]
     stack = multiframe_file(slices)
     frames = read_dicom(stack).frames
     for number, frame in enumerate(frames, start=1):

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 from dicom_files import PHI, multiframe_file, phi_file, truncated
 from service_helpers import assert_problem
-
-SliceMaker = Callable[[int], np.ndarray]
+from synthetic_slices import synthetic_slice
 
 
 def phi_tokens() -> set[str]:
@@ -27,11 +24,11 @@ def phi_tokens() -> set[str]:
 
 
 def test_no_patient_data_leaves_the_service(
-    make_client: Any, slice_maker: SliceMaker, caplog: pytest.LogCaptureFixture,
+    make_client: Any, caplog: pytest.LogCaptureFixture,
     recwarn: pytest.WarningsRecorder,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    mr = phi_file(slice_maker(9))
+    mr = phi_file(synthetic_slice(9))
     ct = mr.replace(b"\x08\x00\x60\x00CS\x02\x00MR", b"\x08\x00\x60\x00CS\x02\x00CT")
     assert ct != mr
     texts: list[str] = []
@@ -48,7 +45,7 @@ def test_no_patient_data_leaves_the_service(
             client.post("/convert", files={"file": ("scan.dcm", mr)}),
             client.get("/metrics"),
         ]
-        stack = multiframe_file([slice_maker(1), slice_maker(2)])
+        stack = multiframe_file([synthetic_slice(1), synthetic_slice(2)])
         answers.append(client.post("/predict", files={"file": ("s.dcm", stack)}))
     assert [answer.status_code for answer in answers] == [200, 422, 422, 200, 200, 200, 200, 422]
     assert_problem(answers[1], 422, "CT")

@@ -7,17 +7,16 @@ import io
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import highdicom as hd
-import numpy as np
 import pytest
 from dicom_files import PHI, phi_file
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import ComprehensiveSRStorage
+from synthetic_slices import synthetic_slice
 
 from model_contract.dicom import DicomIdentity, read_dicom
 from service.dicom_report import Finding, UnreferenceableInput, structured_report
@@ -26,8 +25,8 @@ FINDING = Finding(0.8125, "tumor", "tumor", 0.861, "brain-tumor-cnn", 3)
 
 
 @pytest.fixture(scope="module")
-def source(slice_maker: Callable[[int], np.ndarray]) -> DicomIdentity:
-    return read_dicom(phi_file(slice_maker(4))).identity
+def source() -> DicomIdentity:
+    return read_dicom(phi_file(synthetic_slice(4))).identity
 
 
 def test_the_report_references_the_input_instance(source: DicomIdentity) -> None:
