@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import io
 import re
+import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,8 @@ DICM_OFFSET = 128
 DICM_MAGIC = b"DICM"
 ACCEPTED_MODALITIES = ("MR",)
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+DEFAULT_MAX_PIXELS = 100_000_000  # when the caller sets no limit: a guard against deflate bombs
+DEFLATED_SYNTAX = str(DeflatedExplicitVRLittleEndian).encode()
 TRUNCATED_MESSAGE = "The DICOM file is truncated: it ends before its data is complete."
 
 # pydicom's value checks warn (and log) with the offending value quoted, which could be patient
@@ -103,11 +107,12 @@ class UnsupportedPixels(DicomError):
 class TooManyPixels(DicomError):
     reason = "too_many_pixels"
 
-    def __init__(self, pixels: int, limit: int) -> None:
+    def __init__(self, pixels: int | None, limit: int, detail: str | None = None) -> None:
         self.pixels = pixels
         self.limit = limit
         super().__init__(
-            f"The DICOM file holds {pixels} pixels (all frames), over the limit of {limit}."
+            detail or f"The DICOM file holds {pixels} pixels (all frames), over the limit of "
+            f"{limit}."
         )
 
 
@@ -172,9 +177,38 @@ def read_identity(ds: Dataset) -> DicomIdentity:
     )
 
 
-def _parse(data: bytes) -> Dataset:
+def _meta_end(data: bytes) -> int | None:
+    """Where the file meta information ends, from its group length (0002,0000), if stated."""
+    header = data[DICM_OFFSET + 4 : DICM_OFFSET + 16]
+    if len(header) < 12 or header[:8] != b"\x02\x00\x00\x00UL\x04\x00":
+        return None
+    return DICM_OFFSET + 16 + int(struct.unpack("<I", header[8:12])[0])
+
+
+def _check_inflated_size(data: bytes, max_pixels: int | None) -> None:
+    """A deflated data set is inflated whole by pydicom: refuse one that would inflate past
+    what the pixel limit allows (8 bytes a pixel, plus room for the header) before it does."""
+    end = _meta_end(data)
+    if end is None or DEFLATED_SYNTAX not in data[DICM_OFFSET:end]:
+        return
+    pixel_limit = max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS
+    limit = pixel_limit * 8 + (16 << 20)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflater.decompress(data[end:], limit)
+    except zlib.error:
+        raise UndecodableDicom("The deflated DICOM data set cannot be inflated.") from None
+    if inflater.unconsumed_tail:
+        raise TooManyPixels(None, pixel_limit, (
+            f"The deflated DICOM data set inflates to more than {limit} bytes, more than the "
+            f"limit of {pixel_limit} pixels allows."
+        ))
+
+
+def _parse(data: bytes, max_pixels: int | None = None) -> Dataset:
     if not is_dicom(data):
         raise NotDicom("The file is not DICOM Part 10 (no 'DICM' marker at byte 128).")
+    _check_inflated_size(data, max_pixels)
     try:
         ds = dcmread(io.BytesIO(data))
     except InvalidDicomError:
@@ -336,7 +370,7 @@ def frame_to_8bit(stored: np.ndarray, attributes: Dataset, monochrome1: bool) ->
 def read_dicom(data: bytes, max_pixels: int | None = None) -> DicomSlices:
     """Check a DICOM Part 10 file and return its identity and 8-bit frames; raise a
     `DicomError` subclass (no HTTP in it) when it cannot be one of the model's inputs."""
-    ds = _parse(data)
+    ds = _parse(data, max_pixels)
     _check_image(ds)
     _check_size(ds, max_pixels)
     stored = _stored_frames(ds)

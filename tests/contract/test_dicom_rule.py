@@ -271,3 +271,27 @@ def test_a_value_smuggled_into_a_uid_or_the_modality_is_not_passed_on() -> None:
     with pytest.raises(UnsupportedModality) as caught:
         read_dicom(buffer.getvalue())
     assert "Doe" not in str(caught.value)
+
+
+def deflated(data: bytes) -> bytes:
+    from pydicom import dcmread
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = dcmread(io.BytesIO(data))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_deflated_file_reads_like_its_uncompressed_twin() -> None:
+    data = DICOM_MAKERS["mr_16bit"](GREY)
+    assert np.array_equal(only_frame(deflated(data)), only_frame(data))
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_inflated() -> None:
+    # 64 MB of zeros deflate to about 64 KB: the limit is checked on the stream, not after.
+    bomb = deflated(mr_file(np.zeros((4096, 8192), dtype=np.uint16), bits_stored=16))
+    assert len(bomb) < 200_000
+    with pytest.raises(TooManyPixels, match="inflates"):
+        read_dicom(bomb, max_pixels=1_000_000)
