@@ -49,6 +49,7 @@ ACCEPTED_MODALITIES = ("MR",)
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 DEFAULT_MAX_PIXELS = 100_000_000  # when the caller sets no limit: a guard against deflate bombs
 DEFLATED_SYNTAX = str(DeflatedExplicitVRLittleEndian).encode()
+FLOOR_TOLERANCE = 1e-6
 TRUNCATED_MESSAGE = "The DICOM file is truncated: it ends before its data is complete."
 
 # pydicom's value checks warn (and log) with the offending value quoted, which could be patient
@@ -168,6 +169,7 @@ def _clean_code_string(value: object) -> str | None:
 
 
 def read_identity(ds: Dataset) -> DicomIdentity:
+    """The object's UIDs and modality, each only if it is a valid value of its VR."""
     return DicomIdentity(
         sop_instance_uid=_clean_uid(ds.get("SOPInstanceUID")),
         series_instance_uid=_clean_uid(ds.get("SeriesInstanceUID")),
@@ -364,7 +366,9 @@ def frame_to_8bit(stored: np.ndarray, attributes: Dataset, monochrome1: bool) ->
     display = _voi_to_8bit(values, attributes)
     if monochrome1:
         display = np.subtract(255.0, display)
-    return np.asarray(np.clip(np.floor(display), 0, 255), dtype=np.uint8)
+    # Rounded down; the millionth of a level keeps a value the window maps onto a whole level
+    # (computed as 41.99999999999999) from dropping one.
+    return np.asarray(np.clip(np.floor(display + FLOOR_TOLERANCE), 0, 255), dtype=np.uint8)
 
 
 def read_dicom(data: bytes, max_pixels: int | None = None) -> DicomSlices:

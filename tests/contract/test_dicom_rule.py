@@ -295,3 +295,13 @@ def test_a_deflate_bomb_is_refused_before_it_is_inflated() -> None:
     assert len(bomb) < 200_000
     with pytest.raises(TooManyPixels, match="inflates"):
         read_dicom(bomb, max_pixels=1_000_000)
+
+
+def test_a_window_onto_whole_levels_gives_those_levels_exactly() -> None:
+    """Scanner-like 16-bit data (low byte in use) shown at slope 1/256, window 128/256 is the
+    8-bit slice itself: float error must not drop a level where the low byte is 0."""
+    low = np.random.default_rng(0).integers(0, 256, GREY.shape)
+    low[::2] = 0
+    stored = (GREY.astype(np.int64) * 256 + low).astype(np.uint16)
+    data = mr_file(stored, bits_stored=16, rescale=(1 / 256, 0.0), window=Window(128.0, 256.0))
+    assert np.array_equal(only_frame(data), GREY)
