@@ -127,10 +127,13 @@ def mr_file(
     transfer_syntax: UID = ExplicitVRLittleEndian,
     modality: str = "MR",
     phi: bool = False,
+    study_uid: str | None = None,
 ) -> bytes:
     """One MR (or other modality) image file holding `stored` as its stored pixel values."""
     sop_class = CT_IMAGE_STORAGE if modality == "CT" else MRImageStorage
     ds = _base_dataset(modality, sop_class, phi)
+    if study_uid is not None:
+        ds.StudyInstanceUID = study_uid
     ds.set_pixel_data(stored, photometric, bits_stored, generate_instance_uid=False)
     if stored.ndim == 3:
         ds.NumberOfFrames = stored.shape[0]

@@ -35,6 +35,7 @@ class ReadImage:
 
     canonical: bytes
     metadata: ImageMetadata
+    study_uid: str | None = None  # a DICOM file's Study Instance UID, for grouping
 
 
 def _read_dicom(data: bytes) -> ReadImage:
@@ -42,16 +43,18 @@ def _read_dicom(data: bytes) -> ReadImage:
     A multi-frame file is refused: its frames would share one near-duplicate group only by
     luck, so they must be exported as files of their own to be split honestly."""
     try:
-        frames = read_dicom(data).frames
+        slices = read_dicom(data)
     except DicomError as error:
         raise UnreadableImage(f"DICOM: {error}") from error
+    frames = slices.frames
     if len(frames) != 1:
         raise UnreadableImage(
             f"a multi-frame DICOM file ({len(frames)} frames); save one frame per file to "
             "train on it"
         )
     height, width = frames[0].shape
-    return ReadImage(frame_png(frames[0]), ImageMetadata(width, height, "L", "DICOM"))
+    metadata = ImageMetadata(width, height, "L", "DICOM")
+    return ReadImage(frame_png(frames[0]), metadata, slices.identity.study_instance_uid)
 
 
 def read_image(data: bytes) -> ReadImage:

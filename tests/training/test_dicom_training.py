@@ -20,6 +20,7 @@ from synthetic_images import make_slice
 from model_contract.dicom import frame_png, read_dicom
 from training.cli import main
 from training.discovery import resolve_classes, scan_images
+from training.grouping import group_images
 from training.images import canonical_bytes
 
 DICOM_KINDS = ("mr_16bit", "mr_monochrome1", "mr_rle", "mr_12bit_signed_rescale_window")
@@ -61,6 +62,19 @@ def test_scan_reads_mr_dicom_by_the_contract_rule_and_lists_the_rest(tmp_path: P
     assert "CT" in reasons["ct.dcm"]
     assert "no pixel data" in reasons["report.dcm"]
     assert "multi-frame" in reasons["stack.dcm"]
+
+
+def test_slices_of_one_study_share_a_group(tmp_path: Path) -> None:
+    data = write_dicom_dataset(tmp_path / "data", per_class=10)
+    study = "1.2.826.0.1.3680043.8.498.4242"
+    for n in range(3):  # three distinct slices of one study, beside ten of their own
+        stored = scaled(grey(30_000 + n), 16)
+        (data / "Healthy" / f"study-{n}.dcm").write_bytes(mr_file(stored, study_uid=study))
+    result = scan_images(resolve_classes(data))
+    groups = dict(zip([r.path for r in result.records], group_images(result.records).groups,
+                      strict=True))
+    assert len({groups[f"Healthy/study-{n}.dcm"] for n in range(3)}) == 1
+    assert len(set(groups.values())) == 20 + 1
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
