@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -149,3 +150,11 @@ def test_convert_returns_the_slice_the_model_classifies(
     unchanged = client.post("/convert", files={"file": ("a.png", png)})
     assert unchanged.content == png
     assert_problem(client.post("/convert", files={"file": ("sr.dcm", sr_file())}), 422)
+
+
+def test_convert_requires_the_api_key_when_configured(make_client: Any, png: bytes) -> None:
+    with make_client(api_key="k") as client:
+        assert_problem(client.post("/convert", files={"file": ("a.png", png)}), 401)
+        answer = client.post("/convert", files={"file": ("a.png", png)},
+                             headers={"X-API-Key": "k"})
+        assert answer.status_code == 200 and answer.content == png
