@@ -174,6 +174,7 @@ class FailoverResult:
     ready_at: float
     records: list[AccessRecord]
     rss_mib: dict[str, float]  # replica name -> VmRSS after the run
+    load_average: tuple[float, float]  # the machine's 1-minute load average, before and after
 
     @property
     def failed_requests(self) -> int:
@@ -212,6 +213,7 @@ class FailoverResult:
             "during": self.during.to_json(),
             "after": [result.to_json() for result in self.after],
             "rss_mib": self.rss_mib,
+            "load_average_before_after": self.load_average,
         }
 
 
@@ -248,6 +250,7 @@ async def drive(
 
 
 def run_failover(args: argparse.Namespace, workdir: Path) -> FailoverResult:
+    load_before = os.getloadavg()[0]
     bodies = request_bodies(synthetic(args.images).images, 1)
     fleet = start_fleet(args.replicas, args.model_dir, workdir)
     try:
@@ -263,7 +266,8 @@ def run_failover(args: argparse.Namespace, workdir: Path) -> FailoverResult:
     finally:
         fleet.stop()
     return FailoverResult(during, after, plan.port, plan.killed_at, plan.ready_at,
-                          read_access_log(nginx.access_log), rss)
+                          read_access_log(nginx.access_log), rss,
+                          (load_before, os.getloadavg()[0]))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -315,6 +319,8 @@ def print_summary(summary: dict[str, Any]) -> None:
          f"{during['p50_ms']:.1f} / {during['p95_ms']:.1f} / {during['p99_ms']:.1f}"),
         ("replicas' VmRSS after the run (MiB)",
          ", ".join(f"{v:.0f}" for v in summary["rss_mib"].values())),
+        ("machine's 1-minute load average before / after (2 cores)",
+         " / ".join(f"{v:.1f}" for v in summary["load_average_before_after"])),
     ]
     for label, value in rows:
         print(f"| {label} | {value} |")
