@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from model_contract import ModelCard
+from model_contract import GATE_OUTPUT_KEY, OUTPUT_KEY, ModelCard
 from service import __version__
 from service.batching import MicroBatcher
 from service.config import Settings
@@ -41,6 +41,8 @@ PREFIX = "/v2"
 SERVER_NAME = "brain-mri-classifier"
 PLATFORM = "tensorflow_savedmodel"
 JSON_ALLOWANCE = 64 * 1024
+# The output tensors are named as the SavedModel's outputs (model_contract), plus the label.
+PROBABILITY, GATE_SCORE, LABEL = OUTPUT_KEY, GATE_OUTPUT_KEY, "label"
 
 
 class ProtocolError(BaseModel):
@@ -87,22 +89,22 @@ def served(runtime: Runtime, name: str, version: str | None) -> tuple[ModelRunne
 
 
 def output_names(card: ModelCard) -> list[str]:
-    """The outputs every answer carries. The brain-MRI gate's score (`brain_mri_score`, FP32)
+    """The outputs every answer carries. The brain-MRI gate's score (GATE_SCORE, FP32)
     joins them once the core returns gate scores with its answers (the input-gate work): then
     `output_tensors` reads it from each prediction and this lists it when `card.input_gate`."""
-    return ["tumor_probability", "label"]
+    return [PROBABILITY, LABEL]
 
 
 def output_tensors(predictions: list[Prediction]) -> dict[str, OutputTensor]:
     return {
-        "tumor_probability": OutputTensor(
-            "tumor_probability", "FP32", [p.tumor_probability for p in predictions]),
-        "label": OutputTensor("label", "BYTES", [p.label for p in predictions]),
+        PROBABILITY: OutputTensor(
+            PROBABILITY, "FP32", [p.tumor_probability for p in predictions]),
+        LABEL: OutputTensor(LABEL, "BYTES", [p.label for p in predictions]),
     }
 
 
 def model_metadata(card: ModelCard) -> dict[str, Any]:
-    datatypes = {"tumor_probability": "FP32", "label": "BYTES", "brain_mri_score": "FP32"}
+    datatypes = {PROBABILITY: "FP32", LABEL: "BYTES", GATE_SCORE: "FP32"}
     return {
         "name": card.name,
         "versions": [str(card.version)],
