@@ -24,8 +24,9 @@ from service.limits import (
     handle_body_too_large,
 )
 from service.metrics import Metrics
-from service.problems import install_problem_handlers, relabel_error_media_types
-from service.routes import convert, health, metrics, model, predict, ui
+from service.oip_errors import ProtocolErrorShape
+from service.problems import INFERENCE_PATH, install_problem_handlers, relabel_error_media_types
+from service.routes import admin, convert, health, metrics, model, oip, predict, ui
 from service.runtime import Runtime
 
 DESCRIPTION = """\
@@ -36,7 +37,7 @@ device.
 Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
-ROUTE_MODULES = (predict, convert, health, model, metrics, ui)
+ROUTE_MODULES = (predict, convert, health, model, metrics, oip, admin, ui)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,12 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> None:
-    """Body limits, CORS when configured, and (outermost) the request metrics."""
+    """Body limits, CORS when configured, the Open Inference Protocol's error shape on its
+    routes, and (outermost) the request metrics."""
     app.add_middleware(
         BodyLimitMiddleware,
         metrics=app_metrics,
         default_limit=settings.max_upload_bytes + MULTIPART_ALLOWANCE,
         path_limits={"/predict/batch": settings.max_batch_upload_bytes},
+        pattern_limits=[(INFERENCE_PATH, oip.body_limit(settings))],
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -93,6 +96,8 @@ def add_middleware(app: FastAPI, settings: Settings, app_metrics: Metrics) -> No
             allow_methods=["GET", "POST"],
             allow_headers=[API_KEY_HEADER, "Content-Type"],
         )
+    # Outside the body limit, so its 413s on /v2 get the protocol's shape too.
+    app.add_middleware(ProtocolErrorShape, prefix=oip.PREFIX)
     # Routers are included as wrappers; the metrics' fallback route matching needs the routes.
     flat_routes = [route for module in ROUTE_MODULES for route in module.router.routes]
     flat_routes += [route for route in app.router.routes if isinstance(route, Mount)]
