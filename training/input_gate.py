@@ -20,22 +20,39 @@ other than the validation split's to choose its threshold.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.covariance import LedoitWolf
 
-GATE_OUTPUT_KEY = "brain_mri_score"
+from model_contract import GATE_OUTPUT_KEY, Acceptance, InputGate, OodRefusal
+from training.fitting import preprocess_images
+from training.preprocessing import PreprocessConfig
+
+logger = logging.getLogger(__name__)
+
 METHOD = "mahalanobis-multilayer+colour"
+DESCRIPTION = (
+    "-max(feature term, colour term). Feature term: squared Mahalanobis distance of the "
+    "spatial means of every ReLU layer's activations to the nearest class mean of the "
+    "training slices (shared Ledoit-Wolf covariance). Colour term: mean chroma (max - min "
+    "over R, G, B) of the decoded upload at 64x64. Each term is 0 at the training slices' "
+    "median and 1 at their 99th percentile. Higher is more like a brain MRI slice."
+)
 DEFAULT_TARGET_ACCEPTANCE = 0.995
 # Each term is scaled so that the training slices' median maps to 0 and this quantile to 1.
 SPREAD_QUANTILE = 0.99
 # The colour statistic is measured on the upload shrunk to this size (area averaging).
 COLOUR_SIZE = 64
 FEATURE_BATCH = 128
+# Training slices stored as pure greyscale would give the colour term a zero spread, and one
+# grey level of JPEG chroma noise would then refuse a slice: the spread is at least 1% of the
+# range (the real training split's is 1.85%, so this floor does not act on it).
+COLOUR_SCALE_FLOOR = 0.01
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -74,22 +91,20 @@ class Spread:
     scale: float
 
     @classmethod
-    def of(cls, values: np.ndarray) -> Spread:
+    def of(cls, values: np.ndarray, floor: float = 1e-12) -> Spread:
         median = float(np.median(values))
-        return cls(median, max(float(np.quantile(values, SPREAD_QUANTILE)) - median, 1e-12))
+        return cls(median, max(float(np.quantile(values, SPREAD_QUANTILE)) - median, floor))
 
 
 @dataclass(frozen=True)
-class InputGate:
-    """A fitted gate: the constants its score needs, and the threshold once it is chosen."""
+class FittedGate:
+    """The constants the score needs, all fitted on the training split's slices."""
 
     class_means: np.ndarray  # [classes, d]
     precision: np.ndarray  # [d, d], inverse of the shared shrunk covariance
     distance: Spread
     colour: Spread
     fitted_on: int  # number of training slices
-    threshold: float | None = None
-    acceptance: dict[str, float] | None = None
 
     def score(self, features: tf.Tensor, colour: tf.Tensor) -> tf.Tensor:
         """brain_mri_score [n] from the features [n, d] and the colour statistic [n]."""
@@ -110,27 +125,55 @@ def squared_distances(features: np.ndarray, means: np.ndarray, precision: np.nda
     return np.asarray(np.einsum("ncd,de,nce->nc", centred, precision, centred).min(axis=1))
 
 
-def fit_gate(features: np.ndarray, labels: np.ndarray, colour: np.ndarray) -> InputGate:
+def fit_gate(features: np.ndarray, labels: np.ndarray, colour: np.ndarray) -> FittedGate:
     """Fit the gate on the training split's features, labels and colour statistics."""
     features = features.astype(np.float64)
     classes = np.unique(labels)
     means = np.stack([features[labels == c].mean(axis=0) for c in classes])
     centred = np.concatenate([features[labels == c] - means[i] for i, c in enumerate(classes)])
     precision = LedoitWolf(assume_centered=True).fit(centred).precision_
-    distances = squared_distances(features, means, precision)
-    return InputGate(
+    return FittedGate(
         class_means=means,
         precision=precision,
-        distance=Spread.of(distances),
-        colour=Spread.of(colour.astype(np.float64)),
+        distance=Spread.of(squared_distances(features, means, precision)),
+        colour=Spread.of(colour.astype(np.float64), COLOUR_SCALE_FLOOR),
         fitted_on=len(features),
     )
+
+
+def gate_inputs(
+    model: keras.Model, pixels: np.ndarray, images: Sequence[bytes]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features (from preprocessed pixels) and colour statistics (from the bytes) of a set
+    of images, computed by the same graph functions the export uses."""
+    network = tf.function(feature_model(model))
+    colour_fn = tf.function(image_colour)
+    features, colours = [], []
+    for start in range(0, len(images), FEATURE_BATCH):
+        batch = tf.constant(pixels[start : start + FEATURE_BATCH], tf.float32)
+        features.append(network(batch, training=False)[1].numpy())
+        encoded = tf.constant(list(images[start : start + FEATURE_BATCH]), tf.string)
+        colours.append(colour_fn(encoded).numpy())
+    return np.concatenate(features), np.concatenate(colours)
+
+
+def fit_input_gate(
+    model: keras.Model, preprocess: PreprocessConfig, images: Sequence[bytes], labels: np.ndarray
+) -> FittedGate:
+    """Fit the gate on the training split: its slices' pixels (the serving preprocessing),
+    features and colour. Nothing else is looked at."""
+    logger.info("fitting the input gate on %d training slices", len(images))
+    pixels = preprocess_images(images, preprocess)
+    features, colour = gate_inputs(model, pixels, images)
+    return fit_gate(features, labels, colour)
 
 
 def choose_gate_threshold(validation_scores: np.ndarray, target_acceptance: float) -> float:
     """The highest threshold that lets at least `target_acceptance` of validation pass."""
     if not 0.0 < target_acceptance <= 1.0:
         raise ValueError("target_acceptance must be in (0, 1]")
+    if len(validation_scores) == 0:
+        raise ValueError("no validation score to choose the gate's threshold on")
     ordered = np.sort(validation_scores.astype(np.float64))
     allowed_refusals = int(np.floor(len(ordered) * (1.0 - target_acceptance) + 1e-9))
     return float(ordered[min(allowed_refusals, len(ordered) - 1)])
@@ -140,18 +183,22 @@ def acceptance_rate(scores: np.ndarray, threshold: float) -> float:
     return float(np.mean(scores >= threshold)) if len(scores) else float("nan")
 
 
-def gate_card(gate: InputGate, target_acceptance: float, ood: dict[str, Any] | None) -> dict[str, Any]:
+def gate_section(
+    gate: FittedGate,
+    threshold: float,
+    target_acceptance: float,
+    acceptance: Acceptance,
+    ood_refusal: OodRefusal | None,
+) -> InputGate:
     """The model card's `input_gate` section."""
-    section: dict[str, Any] = {
-        "method": METHOD,
-        "description": __doc__.split("\n\n")[0].replace("\n", " ") if __doc__ else "",
-        "output_key": GATE_OUTPUT_KEY,
-        "threshold": gate.threshold,
-        "target_acceptance": target_acceptance,
-        "fitted_on": f"training split: {gate.fitted_on} brain MRI slices only "
-                     "(no non-MRI image was used to fit the gate or choose its threshold)",
-        "acceptance": gate.acceptance or {},
-    }
-    if ood is not None:
-        section["ood_refusal"] = ood
-    return section
+    return InputGate(
+        method=METHOD,
+        description=DESCRIPTION,
+        output_key=GATE_OUTPUT_KEY,
+        threshold=threshold,
+        target_acceptance=target_acceptance,
+        fitted_on=(f"training split: {gate.fitted_on} brain MRI slices only (no non-MRI image "
+                   "was used to fit the gate or to choose its threshold)"),
+        acceptance=acceptance,
+        ood_refusal=ood_refusal,
+    )

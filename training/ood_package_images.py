@@ -8,11 +8,13 @@ them into a folder the caller chooses.
 
 from __future__ import annotations
 
-import contextlib
+import gzip
+import importlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -84,15 +86,18 @@ def to_uint8(values: np.ndarray, low: float | None = None, high: float | None = 
     return np.asarray(np.clip(np.rint(scaled * 255.0), 0, 255), dtype=np.uint8)
 
 
-def _skimage_images() -> Iterator[OodImage]:
-    import skimage.data
+def _skimage_data() -> Any:
+    return importlib.import_module("skimage.data")  # untyped: keep mypy from following it
 
+
+def _skimage_images() -> Iterator[OodImage]:
+    samples = _skimage_data()
     for name, kind in SKIMAGE_IMAGES:
-        pixels = np.asarray(getattr(skimage.data, name)())
+        pixels = np.asarray(getattr(samples, name)())
         if pixels.dtype != np.uint8:
             pixels = to_uint8(pixels, float(pixels.min()), float(pixels.max()))
         yield OodImage(kind, f"skimage-{name}", Image.fromarray(pixels), f"skimage.data.{name}")
-    faces = np.asarray(skimage.data.lfw_subset())  # 200 faces, 25x25 floats in [0, 1]
+    faces = np.asarray(samples.lfw_subset())  # 200 faces, 25x25 floats in [0, 1]
     for index in range(0, len(faces), 20):
         face = Image.fromarray(to_uint8(faces[index], 0.0, 1.0)).resize((100, 100))
         yield OodImage("natural_photos", f"skimage-lfw-{index:03d}", face,
@@ -108,7 +113,7 @@ def _dicom_frames(pixels: np.ndarray, photometric: str) -> list[np.ndarray]:
 
 def _render_dicom(path: Path, windows: tuple[tuple[float, float], ...]) -> list[np.ndarray]:
     import pydicom
-    from pydicom.pixels import apply_color_lut, apply_modality_lut
+    from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
 
     dataset = pydicom.dcmread(path)
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -139,28 +144,26 @@ def _pydicom_images() -> Iterator[OodImage]:
                            f"pydicom test file {stem}.dcm")
 
 
-def _matplotlib_images() -> Iterator[OodImage]:
-    from matplotlib import cbook
+def _matplotlib_sample(name: str) -> Path:
+    import matplotlib
 
-    with contextlib.closing(cbook.get_sample_data("grace_hopper.jpg")) as stream:
-        photo = Image.open(stream)
-        photo.load()
-    yield OodImage("natural_photos", "matplotlib-grace_hopper", photo.convert("RGB"),
-                   "matplotlib sample data grace_hopper.jpg")
+    return Path(matplotlib.get_data_path()) / "sample_data" / name
+
+
+def _matplotlib_images() -> Iterator[OodImage]:
+    with Image.open(_matplotlib_sample("grace_hopper.jpg")) as photo:
+        yield OodImage("natural_photos", "matplotlib-grace_hopper", photo.convert("RGB"),
+                       "matplotlib sample data grace_hopper.jpg")
     for name in ("logo2.png", "Minduka_Present_Blue_Pack.png"):
-        with contextlib.closing(cbook.get_sample_data(name)) as stream:
-            image = Image.open(stream)
-            image.load()
-        yield OodImage("documents_screenshots", f"matplotlib-{Path(name).stem}",
-                       image.convert("RGBA"), f"matplotlib sample data {name}")
+        with Image.open(_matplotlib_sample(name)) as image:
+            yield OodImage("documents_screenshots", f"matplotlib-{Path(name).stem}",
+                           image.convert("RGBA"), f"matplotlib sample data {name}")
 
 
 def brain_mr_control() -> OodImage:
     """matplotlib's sagittal head MRI (s1045.ima, 256x256 16-bit): a brain MRI slice from
     another source, kept apart as an in-distribution control the gate should accept."""
-    from matplotlib import cbook
-
-    with contextlib.closing(cbook.get_sample_data("s1045.ima.gz")) as stream:
+    with gzip.open(_matplotlib_sample("s1045.ima.gz")) as stream:
         raw = stream.read()
     pixels = np.frombuffer(raw, np.uint16).reshape(256, 256)
     return OodImage("brain_mr_control", "matplotlib-s1045", Image.fromarray(to_uint8(pixels)),

@@ -9,7 +9,10 @@ generator, so the set is the same on every machine.
 
 from __future__ import annotations
 
+import importlib
+import io
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -157,12 +160,13 @@ def _chart(rng: np.random.Generator, kind: str) -> Image.Image:
     elif kind == "bar":
         axes.bar(range(8), rng.uniform(1, 10, 8), color="tab:orange")
     else:
-        axes.scatter(*rng.normal(size=(2, 200)), s=8)
+        points = rng.normal(size=(2, 200))
+        axes.scatter(points[0], points[1], s=8)
     axes.set_title(_sentence(rng, 3))
-    figure.canvas.draw()
-    chart = Image.fromarray(np.asarray(figure.canvas.buffer_rgba())).convert("RGB")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
     pyplot.close(figure)
-    return chart
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
 def _document_images(rng: np.random.Generator) -> Iterator[tuple[str, Image.Image]]:
@@ -219,8 +223,6 @@ def _microscopy_images(rng: np.random.Generator) -> Iterator[tuple[str, Image.Im
 
 def _xray_images(rng: np.random.Generator) -> Iterator[tuple[str, Image.Image]]:
     """Projection images: a chest-radiograph-like drawing and sinograms of the phantom."""
-    from skimage.data import shepp_logan_phantom
-    from skimage.transform import radon
 
     x, y = _grid(320)
     body = ((x / 0.85) ** 2 + (y / 0.95) ** 2 < 1).astype(np.float64) * 0.55
@@ -232,9 +234,11 @@ def _xray_images(rng: np.random.Generator) -> Iterator[tuple[str, Image.Image]]:
     blurred = Image.fromarray(to_uint8(chest, 0, 1)).filter(ImageFilter.GaussianBlur(3))
     yield "chest-radiograph-like", blurred
     yield "chest-radiograph-like-inverted", Image.eval(blurred, lambda v: 255 - v)
-    phantom = shepp_logan_phantom()
+    # Imported by name: scikit-image is untyped, and mypy should not follow it.
+    phantom = importlib.import_module("skimage.data").shepp_logan_phantom()
+    transform: Any = importlib.import_module("skimage.transform")
     for count in (90, 180):
-        sinogram = radon(phantom, theta=np.linspace(0.0, 180.0, count), circle=True)
+        sinogram = transform.radon(phantom, theta=np.linspace(0.0, 180.0, count), circle=True)
         yield f"phantom-sinogram-{count}", Image.fromarray(to_uint8(sinogram))
 
 
