@@ -85,12 +85,13 @@ class OodRefusal:
 
     overall: float
     by_kind: dict[str, float] = field(default_factory=dict)
-    near_ood: dict[str, float] = field(default_factory=dict)
+    near_ood: dict[str, float] | None = None
 
     @classmethod
     def from_dict(cls, raw: JsonObject) -> OodRefusal:
         by_kind = {str(k): float(v) for k, v in raw.get("by_kind", {}).items()}
-        near_ood = {str(k): float(v) for k, v in raw.get("near_ood", {}).items()}
+        near = raw.get("near_ood")
+        near_ood = None if near is None else {str(k): float(v) for k, v in near.items()}
         return cls(float(raw["overall"]), by_kind, near_ood)
 
 

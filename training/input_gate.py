@@ -55,17 +55,25 @@ FEATURE_BATCH = 128
 COLOUR_SCALE_FLOOR = 0.01
 
 
+def _is_relu(layer: keras.layers.Layer) -> bool:
+    """A ReLU layer, or a layer with a built-in ReLU (the seed design's convolutions)."""
+    return isinstance(layer, keras.layers.ReLU) or \
+        getattr(layer, "activation", None) is keras.activations.relu
+
+
 def feature_model(model: keras.Model) -> keras.Model:
     """The same network with two outputs: P(tumor) [n, 1] and the gate's features [n, d].
 
-    The features are the spatial means of every ReLU layer's output, so no new weights appear
+    The features are the spatial means of every ReLU activation map, so no new weights appear
     and the exported graph runs the network once for both outputs.
     """
-    activations = [layer.output for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
-    if not activations:
-        raise ValueError(f"the {model.name!r} architecture has no ReLU layer for the gate")
-    means = [keras.ops.mean(tensor, axis=(1, 2)) for tensor in activations]
-    return keras.Model(model.inputs, [model.output, keras.ops.concatenate(means, axis=-1)],
+    maps = [layer.output for layer in model.layers
+            if _is_relu(layer) and len(layer.output.shape) == 4]
+    if not maps:
+        raise ValueError(f"the {model.name!r} architecture has no ReLU map for the gate")
+    means = [keras.ops.mean(tensor, axis=(1, 2)) for tensor in maps]
+    features = means[0] if len(means) == 1 else keras.ops.concatenate(means, axis=-1)
+    return keras.Model(model.inputs, [model.output, features],
                        name=f"{model.name}_with_gate_features")
 
 

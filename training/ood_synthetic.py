@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from training.ood_package_images import OodImage, to_uint8
 
+Colour = tuple[int, ...]
 WORDS = (
     "patient report scan result normal follow up contrast series image table total date "
     "invoice amount summary page figure method model data value review signed clinic"
@@ -96,13 +97,22 @@ def _sentence(rng: np.random.Generator, words: int) -> str:
     return " ".join(str(w) for w in rng.choice(WORDS, size=words))
 
 
+def _write_lines(draw: ImageDraw.ImageDraw, rng: np.random.Generator, origin: tuple[int, int],
+                 step: int, lines: int, words: int, ink: Colour | None = None) -> None:
+    """`lines` random sentences of `words` words, one every `step` pixels down from `origin`;
+    without `ink`, each line gets a random light colour (a dark theme's syntax colours)."""
+    for line in range(lines):
+        fill = ink or tuple(int(c) for c in rng.integers(120, 256, 3))
+        draw.text((origin[0], origin[1] + line * step), _sentence(rng, words), fill=fill,
+                  font=_font(13))
+
+
 def _document(rng: np.random.Generator, dark: bool, lines: int) -> Image.Image:
     background, ink = ((20, 20, 24), (220, 220, 220)) if dark else ((255, 255, 255), (20, 20, 20))
     page = Image.new("RGB", (400, 520), background)
     draw = ImageDraw.Draw(page)
     draw.text((24, 20), _sentence(rng, 3).title(), fill=ink, font=_font(22))
-    for line in range(lines):
-        draw.text((24, 64 + line * 20), _sentence(rng, 7), fill=ink, font=_font(13))
+    _write_lines(draw, rng, (24, 64), 20, lines, 7, ink)
     return page
 
 
@@ -127,15 +137,12 @@ def _screenshot(rng: np.random.Generator, dark: bool) -> Image.Image:
     draw.rectangle((0, 0, 640, 28), fill=(60, 90, 160))
     draw.text((10, 7), "Viewer - " + _sentence(rng, 2), fill="white", font=_font(13))
     draw.rectangle((0, 28, 150, 400), fill=panel)
-    for item in range(10):
-        draw.text((12, 40 + item * 26), _sentence(rng, 2), fill=ink, font=_font(13))
+    _write_lines(draw, rng, (12, 40), 26, 10, 2, ink)
     for button in range(3):
         left = 170 + button * 110
         draw.rounded_rectangle((left, 350, left + 96, 380), 6, fill=(70, 130, 220))
         draw.text((left + 14, 357), str(rng.choice(WORDS)), fill="white", font=_font(13))
-    for line in range(12):
-        colour = tuple(int(c) for c in rng.integers(120, 256, 3)) if dark else ink
-        draw.text((170, 44 + line * 24), _sentence(rng, 6), fill=colour, font=_font(13))
+    _write_lines(draw, rng, (170, 44), 24, 12, 6, None if dark else ink)
     return screen
 
 
