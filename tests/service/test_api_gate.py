@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np

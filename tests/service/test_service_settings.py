@@ -25,7 +25,7 @@ def test_environment_variables_set_every_field(
         "MRI_ACCESS_LOG": "false", "MRI_TF_INTRA_OP_THREADS": "2", "MRI_TF_INTER_OP_THREADS": "1",
         "MRI_DECODE_THREADS": "3", "MRI_RETRY_AFTER_SECONDS": "5",
         "MRI_GRACEFUL_SHUTDOWN_SECONDS": "3", "MRI_MODEL_VERSION": "2",
-        "MRI_MODEL_POLL_SECONDS": "0.5",
+        "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -40,6 +40,7 @@ def test_environment_variables_set_every_field(
     assert settings.log_level == "warning" and settings.access_log is False
     assert (settings.tf_intra_op_threads, settings.decode_threads) == (2, 3)
     assert (settings.model_version, settings.model_poll_seconds) == (2, 0.5)
+    assert settings.input_gate == "report"
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +51,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.max_batch_files == 32
     assert settings.api_key is None and settings.cors_origins == []
     assert settings.host == "127.0.0.1" and settings.port == 8000
+    assert settings.input_gate == "enforce"
 
 
 def test_empty_optional_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
