@@ -26,9 +26,9 @@ from service.batching import MicroBatcher
 from service.config import Settings
 from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed
+from service.gate import gate_status
 from service.images import PreparedImage, prepare_image
 from service.metrics import Metrics
-from service.gate import gate_status
 from service.model import ModelAnswer, ModelRunner, configure_tensorflow_threads
 
 logger = logging.getLogger("service")
