@@ -155,3 +155,16 @@ def test_a_card_promising_a_gate_the_graph_lacks_is_not_served(
     with make_client(model_dir=tmp_path) as client:
         body = assert_problem(client.get("/health/ready"), 503, "brain_mri_score")
         assert body["type"].endswith("not_ready")
+
+
+def test_the_open_inference_protocol_applies_the_gate_too(
+    client: TestClient, png: bytes, colour_noise: bytes
+) -> None:
+    from test_api_oip import INFER, assert_oip_error, infer_body
+
+    body, headers = infer_body([png, colour_noise], binary=True)
+    message = assert_oip_error(client.post(INFER, content=body, headers=headers), 422,
+                               "Element 1 of input 'image'")
+    assert "2-D brain MRI slice" in message
+    body, headers = infer_body([png], binary=True)
+    assert client.post(INFER, content=body, headers=headers).status_code == 200
