@@ -70,10 +70,17 @@ def _test_card(model: Any) -> Any:
 def gate_check_images() -> list[bytes]:
     """Synthetic slices (seeds the gate was not fitted on) in every sample format: the test
     gate's threshold lets all of them pass, so every test upload of a slice is answered."""
-    from model_contract import canonical_bytes
+    from dicom_files import DICOM_MAKERS
 
-    return [canonical_bytes(make(synthetic_slice(seed)))
-            for seed in range(100, 108) for make in SAMPLE_MAKERS.values()]
+    from model_contract import canonical_bytes, dicom
+
+    images = [canonical_bytes(make(synthetic_slice(seed)))
+              for seed in range(100, 108) for make in SAMPLE_MAKERS.values()]
+    # The windowed MR DICOM slice the upload-page test sends, converted by the contract's
+    # pixel rule: windowing changes its contrast, and it must be answered too.
+    scan = DICOM_MAKERS["mr_12bit_signed_rescale_window"](synthetic_slice(5))
+    images.extend(dicom.frame_png(frame) for frame in dicom.read_dicom(scan, None).frames)
+    return images
 
 
 @pytest.fixture(scope="session")

@@ -107,7 +107,8 @@ def test_readiness_goes_from_503_to_200(server: Server) -> None:
     assert all(ready == 503 for _, ready in answered[:first_200])
     assert server.ready_after < 60
     body = httpx.get(f"{server.url}/health/ready").json()
-    assert body == {"status": "ready", "model": {"name": "test-model", "version": 1}}
+    assert body == {"status": "ready", "model": {"name": "test-model", "version": 1},
+                    "input_gate": "enforce"}
     assert "loaded from" in server.log.read_text()
 
 
