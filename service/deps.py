@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -10,10 +9,8 @@ from fastapi.security import APIKeyHeader
 
 from service.config import Settings
 from service.metrics import Metrics
-from service.problems import Problem
 from service.runtime import Runtime
-
-API_KEY_HEADER = "X-API-Key"
+from service.security import API_KEY_HEADER, api_key_matches, unauthorized_problem
 
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -45,17 +42,10 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 async def require_api_key(
     settings: SettingsDep, provided: Annotated[str | None, Security(api_key_header)] = None
 ) -> None:
-    """401 unless the configured key was sent; the comparison takes constant time."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value().encode()
-    if provided is None or not hmac.compare_digest(provided.encode(), expected):
-        raise Problem(
-            401,
-            "unauthorized",
-            f"A valid API key is required in the {API_KEY_HEADER} header.",
-            headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
-        )
+    """401 unless the configured key was sent. ApiKeyMiddleware has already refused such a
+    request before its body was read; this dependency puts the key in the OpenAPI document."""
+    if not api_key_matches(settings.api_key, provided):
+        raise unauthorized_problem()
 
 
 ApiKeyDep = Annotated[None, Depends(require_api_key)]

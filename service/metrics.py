@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,6 +24,8 @@ LATENCY_BUCKETS = (
 )
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 UNMATCHED_ROUTE = "<unmatched>"
+
+request_logger = logging.getLogger("service.requests")
 
 
 class Metrics:
@@ -96,12 +99,23 @@ def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request by route template, method and status, and times it."""
+    """Counts every HTTP request by route template, method and status, times it, and (when
+    `log_requests`) logs one line for it: route template, method, status, latency, model
+    version; never the raw path, the client's address or anything from the body."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        routes: Sequence[BaseRoute],
+        log_requests: bool = False,
+        model_version: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self.log_requests = log_requests
+        self.model_version = model_version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,9 +133,18 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            seconds = time.perf_counter() - started
             route = route_template(self.routes, scope)
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.request_seconds.labels(route, method).observe(
-                time.perf_counter() - started
-            )
+            self.metrics.request_seconds.labels(route, method).observe(seconds)
+            if self.log_requests:
+                self.log(route, method, status, seconds)
+
+    def log(self, route: str, method: str, status: int, seconds: float) -> None:
+        latency_ms = round(seconds * 1000, 1)
+        request_logger.info(
+            "%s %s %d %.1f ms", method, route, status, latency_ms,
+            extra={"route": route, "method": method, "status": status,
+                   "latency_ms": latency_ms, "model_version": self.model_version()},
+        )

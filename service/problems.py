@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +31,9 @@ class ProblemDetails(BaseModel):
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong with this request.")
     instance: str | None = Field(None, description="The request path.")
+    request_id: str | None = Field(
+        None, description="The request's ID, also in the X-Request-ID header and the logs."
+    )
 
 
 class Problem(Exception):
@@ -74,6 +78,9 @@ def problem_body(
     }
     if instance is not None:
         body["instance"] = instance
+    request_id = correlation_id.get()
+    if request_id is not None:
+        body["request_id"] = request_id
     body.update(jsonable_encoder(extensions))
     return body
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 
 from service.batching import BatcherStopped, QueueFull
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
@@ -60,15 +60,21 @@ def model_problem(error: BaseException) -> Problem:
     "/predict",
     summary="Classify one brain MRI slice",
     response_model=Prediction,
-    responses=problem_responses(401, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 408, 413, 415, 422, 503),
 )
 async def predict(
     file: Annotated[UploadFile, File(description=f"One image. {ACCEPTED_NOTE}")],
+    request: Request,
     runtime: RuntimeDep,
     metrics: MetricsDep,
     _: ApiKeyDep,
 ) -> Prediction:
     runner, batcher = runtime.ready_parts()
+    # FastAPI would take the last of several `file` parts and answer for it alone.
+    if len((await request.form()).getlist("file")) > 1:
+        raise Problem(
+            422, "several_files", "Send exactly one `file` part; /predict/batch takes several."
+        )
     prepared = await read_checked(file, runtime)
     try:
         probability = await batcher.predict(prepared.canonical)
@@ -84,7 +90,7 @@ async def predict(
     summary="Classify several slices; one bad file never fails the others",
     response_model=BatchPrediction,
     response_model_exclude_none=True,
-    responses=problem_responses(401, 413, 422, 503),
+    responses=problem_responses(400, 401, 408, 413, 422, 503),
 )
 async def predict_batch(
     files: Annotated[

@@ -1,0 +1,33 @@
+"""The end-to-end tests' shared server: one `python -m service` process with small limits (so
+the connection bounds can be reached quickly), an API key and JSON logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server_process import RunningServer, service_process
+
+EDGE_API_KEY = "edge-test-key"
+EDGE_SETTINGS = {
+    "MRI_API_KEY": EDGE_API_KEY,
+    "MRI_MAX_HEADER_BYTES": "8192",
+    "MRI_HEADER_TIMEOUT_SECONDS": "2",
+    "MRI_BODY_TIMEOUT_SECONDS": "4",
+    "MRI_MAX_CONNECTIONS": "4",
+    "MRI_LOG_FORMAT": "json",
+    "MRI_ACCESS_LOG": "true",
+    "MRI_MAX_WAIT_MS": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def edge_server(
+    exported_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    log = tmp_path_factory.mktemp("edge") / "server.log"
+    with service_process(exported_model_dir, log, EDGE_SETTINGS) as server:
+        yield server
+    assert server.exit_code == [0], server.log_text()
