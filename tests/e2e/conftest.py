@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from server_process import RunningServer, service_process
 
 EDGE_API_KEY = "edge-test-key"
