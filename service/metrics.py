@@ -85,14 +85,15 @@ class Metrics:
         return data
 
 
-def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
-    """The matched route's path template (`/predict`), never the raw path, to bound labels."""
+def route_template(routes: Sequence[BaseRoute], scope: Scope, arrived: Scope) -> str:
+    """The matched route's path template (`/predict`, `/static`), never the raw path, to bound
+    labels. `arrived` is the scope as it arrived, before routing rewrote it for a mount."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    for candidate in routes:  # the request ended before routing (e.g. an early 413)
-        match, _ = candidate.matches(scope)
+    for candidate in routes:  # a mount, or a request that ended before routing (early 413)
+        match, _ = candidate.matches(arrived)
         if match != Match.NONE:
             return str(getattr(candidate, "path", UNMATCHED_ROUTE)) or UNMATCHED_ROUTE
     return UNMATCHED_ROUTE
@@ -123,6 +124,7 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        arrived = dict(scope)
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -134,7 +136,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             seconds = time.perf_counter() - started
-            route = route_template(self.routes, scope)
+            route = route_template(self.routes, scope, arrived)
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.request_seconds.labels(route, method).observe(seconds)

@@ -83,8 +83,7 @@ def server(exported_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise
-    # uvicorn re-raises the SIGTERM it handled once shutdown is complete: -15 is a clean exit.
-    assert code in (0, -signal.SIGTERM), log.read_text()
+    assert code == 0, log.read_text()  # a clean drain exits 0
     assert "Application shutdown complete" in log.read_text()
 
 
