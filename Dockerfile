@@ -53,6 +53,8 @@ RUN python3 -m venv /opt/venv \
 # so its history holds none of the build arguments above (a mirror URL may carry a token).
 FROM base AS runtime
 COPY --from=build /opt/venv /opt/venv
+# The model contract (layout, card, signature keys, canonical bytes) that service/ imports.
+COPY model_contract/ /app/model_contract/
 COPY service/ /app/service/
 # The shipped model(s), TF Serving layout models/<name>/<version>/ (the highest version is
 # served); a volume on /app/models replaces them.
@@ -88,6 +90,7 @@ RUN python3 /tmp/build/requirements.py /tmp/build/pyproject.toml train > /tmp/bu
  && /opt/venv/bin/pip check \
  && mkdir -p /app/models /app/runs \
  && chown 10001:10001 /app/models /app/runs
+COPY model_contract/ /app/model_contract/
 COPY training/ /app/training/
 # Matplotlib and Keras want a writable home for their caches; any uid may run this image.
 ENV HOME=/tmp \

@@ -18,21 +18,21 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI, File, UploadFile
 
-from service.model import find_version_dir, read_model_card
+from model_contract import find_version_dir, read_card
 
 
 def create_app(model_dir: Path, handler: str) -> FastAPI:
     import tensorflow as tf
 
     version_dir = find_version_dir(model_dir, None)
-    card = read_model_card(version_dir)
+    card = read_card(version_dir)
     loaded = tf.saved_model.load(str(version_dir))
-    signature = loaded.signatures[card.signature]
+    signature = loaded.signatures[card.input.signature]
     model = {"name": card.name, "version": card.version}
 
     def predict(images: Sequence[bytes]) -> list[dict[str, Any]]:
         batch = tf.constant(list(images), dtype=tf.string)
-        outputs = signature(**{card.input_key: batch})[card.output_key]
+        outputs = signature(**{card.input.input_key: batch})[card.input.output_key]
         probabilities = np.asarray(outputs.numpy(), dtype=np.float32).reshape(-1).tolist()
         return [
             {"label": card.label_for(p), "tumor_probability": p, "threshold": card.threshold,

@@ -124,14 +124,14 @@ class SignatureCaller:
     def __init__(self, version_dir: Path) -> None:
         import tensorflow as tf
 
-        from service.model import read_model_card
+        from model_contract import read_card
 
-        card = read_model_card(version_dir)
+        card = read_card(version_dir)
         self._tf = tf
         self._loaded = tf.saved_model.load(str(version_dir))  # keeps the variables alive
-        self._function = self._loaded.signatures[card.signature]
-        self._input_key = card.input_key
-        self._output_key = card.output_key
+        self._function = self._loaded.signatures[card.input.signature]
+        self._input_key = card.input.input_key
+        self._output_key = card.input.output_key
 
     def __call__(self, images: Sequence[bytes]) -> np.ndarray:
         batch = self._tf.constant(list(images), dtype=self._tf.string)

@@ -33,7 +33,7 @@ from benchmarks.raw_model import BatchRun, Threads, best_run, measure, write_ima
 from benchmarks.report import Ratio, ServerResult, compute_ratios, markdown
 from benchmarks.servers import REPO, ServerProcess, spawn_server, wait_until_ready
 from benchmarks.workload import Workload, load_folder, synthetic
-from service.model import ModelCard, ModelLoadError, find_version_dir, read_model_card
+from model_contract import LayoutError, ModelCard, find_version_dir, read_card
 
 T = TypeVar("T")
 LATENCY_SCENARIO = "conc 1"
@@ -246,8 +246,8 @@ def results_json(
             "version_dir": str(version_dir),
             "name": card.name,
             "version": card.version,
-            "preprocessing": card.raw.get("input", {}).get("preprocessing"),
-            "architecture": card.raw.get("architecture"),
+            "preprocessing": card.input.preprocessing,
+            "architecture": card.architecture,
         },
         "workload": {
             "source": workload.source,
@@ -268,10 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         version_dir = find_version_dir(args.model_dir, None)
-    except ModelLoadError as error:
+    except LayoutError as error:
         sys.exit(f"{error}.\nPass --model-dir, or export a stand-in model of the shipped "
                  "architecture: python -m benchmarks.stand_in /tmp/bench-models")
-    card = read_model_card(version_dir)
+    card = read_card(version_dir)
     workload: Workload = (load_folder(args.images, args.max_images) if args.images
                           else synthetic(args.max_images))
     log(f"model {version_dir}; workload: {workload.source}")

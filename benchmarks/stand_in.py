@@ -11,19 +11,22 @@ from pathlib import Path
 def export_stand_in(models_dir: Path, architecture: str) -> Path:
     import keras
 
+    from model_contract import ModelCard
     from training.architectures import build_model, default_preprocess
     from training.export import export_model
 
     keras.utils.set_random_seed(0)
     preprocess = default_preprocess(architecture)
     model = build_model(architecture, preprocess, seed=0, augment=False)
-    card = {
-        "classes": ["healthy", "tumor"],
-        "positive_class": "tumor",
-        "threshold": 0.5,
-        "architecture": {"name": architecture, "parameters": int(model.count_params())},
-        "intended_use": "Benchmark stand-in: untrained, its answers mean nothing.",
-    }
+    card = ModelCard(
+        name="bench-model",
+        version=0,  # export_model sets the next version
+        classes=("healthy", "tumor"),
+        positive_class="tumor",
+        threshold=0.5,
+        architecture={"name": architecture, "parameters": int(model.count_params())},
+        intended_use="Benchmark stand-in: untrained, its answers mean nothing.",
+    )
     return export_model(model, preprocess, card, models_dir, "bench-model")
 
 

@@ -11,10 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from starlette.routing import BaseRoute
 
 from service import __version__
 from service.config import Settings
+from service.http_metrics import MetricsMiddleware
 from service.http_server import GracePeriodEndMiddleware
 from service.limits import (
     MULTIPART_ALLOWANCE,
@@ -25,7 +25,7 @@ from service.limits import (
     handle_body_too_large,
 )
 from service.logs import REQUEST_ID_HEADER, with_request_ids
-from service.metrics import Metrics, MetricsMiddleware
+from service.metrics import Metrics
 from service.problems import install_problem_handlers, relabel_error_media_types
 from service.routes import health, metrics, model, predict, ui
 from service.runtime import Runtime
@@ -39,6 +39,8 @@ device.
 Errors are RFC 9457 problem details (`application/problem+json`) carrying the request's
 `request_id`; every answer echoes it in `X-Request-ID` (sent by the client, or made here).
 """
+
+ROUTE_MODULES = (predict, health, model, metrics, ui)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,29 +75,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_exception_handler(BodyTooLarge, handle_body_too_large)
     app.add_exception_handler(BodyTimeout, handle_body_timeout)
-    route_modules = (predict, health, model, metrics, ui)
-    for module in route_modules:
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
-    # Routers are included as wrappers; the metrics' fallback route matching needs the routes
-    # (the app's own: /openapi.json and the /static mount).
-    routes = [route for module in route_modules for route in module.router.routes]
-    routes += [route for route in app.router.routes if isinstance(getattr(route, "path", 0), str)]
-    add_middleware(app, settings, app_metrics, runtime, routes)
-    default_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = relabel_error_media_types(default_openapi())
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    add_middleware(app, settings, app_metrics, runtime)
+    document_problem_json(app)
     return app
 
 
-def add_middleware(
-    app: FastAPI, settings: Settings, metrics: Metrics, runtime: Runtime, routes: list[BaseRoute]
-) -> None:
+def add_middleware(app: FastAPI, settings: Settings, metrics: Metrics, runtime: Runtime) -> None:
     """Added last = outermost. From the outside in: request ID and security headers (around
     Starlette's error middleware too, so even a 500 carries them), the grace period's 503,
     metrics and the request log line, CORS, the API key (before the body is read), the body's
@@ -116,6 +104,10 @@ def add_middleware(
             allow_headers=[API_KEY_HEADER, "Content-Type", REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER],
         )
+    # Routers are included as wrappers; the metrics' fallback route matching needs the routes
+    # (and the app's own: /openapi.json and the /static mount).
+    routes = [route for module in ROUTE_MODULES for route in module.router.routes]
+    routes += [route for route in app.router.routes if isinstance(getattr(route, "path", 0), str)]
     app.add_middleware(
         MetricsMiddleware,
         metrics=metrics,
@@ -132,3 +124,13 @@ def add_middleware(
     app.build_middleware_stack = build_outer_stack  # type: ignore[method-assign]
 
 
+def document_problem_json(app: FastAPI) -> None:
+    """The OpenAPI document says errors are application/problem+json."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = relabel_error_media_types(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

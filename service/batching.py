@@ -20,17 +20,12 @@ from typing import Protocol
 
 import numpy as np
 
+from service.errors import BatcherStopped, QueueFull
+
 logger = logging.getLogger("service")
 
 PredictFn = Callable[[Sequence[bytes]], np.ndarray]
-
-
-class QueueFull(RuntimeError):
-    """The queue has no room for the request's images; the caller should answer 503."""
-
-
-class BatcherStopped(RuntimeError):
-    """The batcher is shutting down and takes no new work."""
+__all__ = ["BatchObserver", "BatcherStopped", "MicroBatcher", "PredictFn", "QueueFull"]
 
 
 class BatchObserver(Protocol):
@@ -105,7 +100,7 @@ class MicroBatcher:
         requests = [_Request(image, loop.create_future(), loop, now) for image in images]
         with self._cond:
             if self._stopping:
-                raise BatcherStopped("the model worker is shutting down")
+                raise BatcherStopped()
             if len(self._pending) + len(requests) > self.queue_size:
                 raise QueueFull(
                     f"{len(self._pending)} images are queued; the limit is {self.queue_size}"

@@ -8,9 +8,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from service.config import Settings
+from service.errors import Unauthenticated
 from service.metrics import Metrics
 from service.runtime import Runtime
-from service.security import API_KEY_HEADER, api_key_matches, unauthorized_problem
+from service.security import API_KEY_HEADER, api_key_matches
 
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -42,10 +43,11 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 async def require_api_key(
     settings: SettingsDep, provided: Annotated[str | None, Security(api_key_header)] = None
 ) -> None:
-    """401 unless the configured key was sent. ApiKeyMiddleware has already refused such a
-    request before its body was read; this dependency puts the key in the OpenAPI document."""
+    """Unauthenticated unless the configured key was sent (constant-time comparison).
+    ApiKeyMiddleware has already refused such a request before its body was read; this
+    dependency puts the key in the OpenAPI document."""
     if not api_key_matches(settings.api_key, provided):
-        raise unauthorized_problem()
+        raise Unauthenticated(API_KEY_HEADER)
 
 
 ApiKeyDep = Annotated[None, Depends(require_api_key)]

@@ -218,7 +218,7 @@ class DrainingServer(uvicorn.Server):
                 if self.should_exit:
                     return
             if runtime.runner is None:
-                logger.critical("exiting: %s", runtime.reason)
+                logger.critical("exiting: the model could not be loaded: %s", runtime.failure)
                 self.exit_code = EXIT_MODEL_NOT_LOADED
                 self.should_exit = True
 

@@ -19,10 +19,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
-from service.problems import TYPE_PREFIX, problem_body, problem_response
+from service.problems import TYPE_PREFIX, problem_body, problem_response, record_rejection
 
 # Room for the multipart boundaries and part headers around one file.
 MULTIPART_ALLOWANCE = 64 * 1024
+BODY_TOO_LARGE = "body_too_large"
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -36,7 +37,7 @@ def body_too_large_body(limit: int, instance: str) -> dict[str, object]:
         413,
         f"The request body is larger than the limit of {limit} bytes.",
         instance,
-        type_=TYPE_PREFIX + "body_too_large",
+        type_=TYPE_PREFIX + BODY_TOO_LARGE,
         limit_bytes=limit,
     )
 
@@ -84,7 +85,7 @@ class BodyLimitMiddleware:
         limit = self.path_limits.get(scope["path"], self.default_limit)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            self.metrics.rejected_inputs.labels(reason="body_too_large").inc()
+            record_rejection(self.metrics, scope["path"], BODY_TOO_LARGE)
             response = problem_response(body_too_large_body(limit, scope["path"]))
             # Close the connection: the client may still be sending the body we refuse.
             response.headers["Connection"] = "close"
@@ -102,12 +103,12 @@ class BodyLimitMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), deadline - time.monotonic())
             except TimeoutError:
-                self.metrics.rejected_inputs.labels(reason="body_timeout").inc()
+                record_rejection(self.metrics, scope["path"], "body_timeout")
                 raise BodyTimeout(self.timeout_seconds) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    self.metrics.rejected_inputs.labels(reason="body_too_large").inc()
+                    record_rejection(self.metrics, scope["path"], BODY_TOO_LARGE)
                     raise BodyTooLarge(limit)
                 body_done = not message.get("more_body", False)
             return message

@@ -1,4 +1,9 @@
-"""One error shape everywhere: RFC 9457 problem details (`application/problem+json`)."""
+"""One error shape everywhere: RFC 9457 problem details (`application/problem+json`).
+
+This is where an error becomes a status code: `to_problem` maps each domain error of
+service/errors.py to its HTTP status and problem type, and `record_rejection` is the one place
+that counts refused predictions in the rejected-inputs metric.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,24 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+
+from service.errors import (
+    EmptyFile,
+    FileTooLarge,
+    InvalidInput,
+    ModelNotReady,
+    NotBrainMRI,
+    QueueFull,
+    ServiceError,
+    SeveralFiles,
+    TooManyFiles,
+    TooManyPixels,
+    Unauthenticated,
+    Unavailable,
+    Undecodable,
+    UnsupportedFormat,
+)
+from service.metrics import Metrics
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Problem types the service defines; generic HTTP errors use "about:blank" (RFC 9457 4.2.1).
@@ -36,8 +59,29 @@ class ProblemDetails(BaseModel):
     )
 
 
+# The one mapping from domain errors to HTTP statuses; the most specific class wins.
+STATUS_BY_ERROR: dict[type[ServiceError], int] = {
+    EmptyFile: 422,
+    FileTooLarge: 413,
+    UnsupportedFormat: 415,
+    TooManyPixels: 413,
+    Undecodable: 422,
+    TooManyFiles: 422,
+    SeveralFiles: 422,
+    NotBrainMRI: 422,
+    InvalidInput: 422,
+    ModelNotReady: 503,
+    QueueFull: 503,
+    Unavailable: 503,
+    Unauthenticated: 401,
+}
+# Routes whose refusals are rejected inputs; a readiness probe answered 503 is not one.
+PREDICTION_PATH_PREFIX = "/predict"
+
+
 class Problem(Exception):
-    """An error a client caused (or a 503); rendered as problem details.
+    """An HTTP error, rendered as problem details: a domain error after `to_problem`, or one
+    the edge makes itself (an invalid request).
 
     `reason` is the short, stable name used for the rejected-inputs metric and `type`.
     """
@@ -61,6 +105,28 @@ class Problem(Exception):
         return problem_body(
             self.status, self.detail, instance, type_=TYPE_PREFIX + self.reason, **self.extensions
         )
+
+
+def status_for(error: ServiceError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def to_problem(error: ServiceError, retry_after_seconds: int) -> Problem:
+    """The domain error as HTTP: status, problem type from its reason, its fields, and
+    `Retry-After` when it is temporary."""
+    headers = {"Retry-After": str(retry_after_seconds)} if isinstance(error, Unavailable) else {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = f'ApiKey header="{error.header}"'
+    return Problem(status_for(error), error.reason, error.detail, headers, **error.fields)
+
+
+def record_rejection(metrics: Metrics | None, path: str, reason: str) -> None:
+    """Count a refused prediction request or file in `mri_rejected_inputs_total`."""
+    if metrics is not None and path.startswith(PREDICTION_PATH_PREFIX):
+        metrics.rejected_inputs.labels(reason=reason).inc()
 
 
 def problem_body(
@@ -93,14 +159,21 @@ def problem_response(
     )
 
 
+def render_problem(request: Request, problem: Problem) -> Response:
+    record_rejection(getattr(request.app.state, "metrics", None), request.url.path,
+                     problem.reason)
+    return problem_response(problem.to_body(request.url.path), problem.headers)
+
+
 async def handle_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    metrics = getattr(request.app.state, "metrics", None)
-    # Only refused predictions count as rejected inputs: a readiness probe answered 503 while
-    # the model loads is not one.
-    if metrics is not None and request.url.path.startswith("/predict"):
-        metrics.rejected_inputs.labels(reason=exc.reason).inc()
-    return problem_response(exc.to_body(request.url.path), exc.headers)
+    return render_problem(request, exc)
+
+
+async def handle_service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    retry_after = request.app.state.settings.retry_after_seconds
+    return render_problem(request, to_problem(exc, retry_after))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -128,17 +201,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
         for error in exc.errors()
     ]
     summary = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-    metrics = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics.rejected_inputs.labels(reason="invalid_request").inc()
-    body = problem_body(
-        422,
-        f"The request is invalid: {summary}" if summary else "The request is invalid.",
-        request.url.path,
-        type_=TYPE_PREFIX + "invalid_request",
-        errors=errors,
-    )
-    return problem_response(body)
+    detail = f"The request is invalid: {summary}" if summary else "The request is invalid."
+    return render_problem(request, Problem(422, "invalid_request", detail, errors=errors))
 
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
@@ -152,6 +216,7 @@ async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, handle_problem)
+    app.add_exception_handler(ServiceError, handle_service_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

@@ -4,34 +4,51 @@ the upload-checking threads, and whether the service is ready."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+from model_contract import CardError, LayoutError, find_version_dir, read_card
 from service.batching import MicroBatcher
 from service.config import Settings
+from service.errors import ModelLoadError, ModelNotReady
 from service.images import PreparedImage, prepare_image
 from service.metrics import Metrics
-from service.model import (
-    ModelLoadError,
-    ModelRunner,
-    configure_tensorflow_threads,
-    find_version_dir,
-    read_model_card,
-)
-from service.problems import Problem
+from service.model import ModelRunner, configure_tensorflow_threads
 
 logger = logging.getLogger("service")
+# Failures whose message says it all; anything else is logged with its type.
+EXPLAINED_LOAD_ERRORS = (ModelLoadError, LayoutError, CardError)
+
+
+def public_reason(error: Exception, model_dir: Path) -> str:
+    """Why loading failed, as readiness answers say it: server paths become MRI_MODEL_DIR and
+    an unexplained error (a TensorFlow or Python internal) is not shown; the log has it all."""
+    if not isinstance(error, EXPLAINED_LOAD_ERRORS):
+        return "the model could not be loaded (the service log says why)"
+    message = str(error)
+    for form in sorted({str(model_dir.resolve()), str(model_dir)}, key=len, reverse=True):
+        message = message.replace(form, "MRI_MODEL_DIR")
+    return f"the model could not be loaded: {message}"
+
+
+class RuntimeState(enum.StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
 
 
 class Runtime:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.state = "loading"
+        self.state = RuntimeState.LOADING
         self.reason = "the model is loading"
         self.runner: ModelRunner | None = None
+        self.failure: str | None = None  # why loading failed, for the log only
         self.batcher: MicroBatcher | None = None
         self.decode_pool = ThreadPoolExecutor(
             settings.decode_threads, thread_name_prefix="upload-check"
@@ -55,7 +72,7 @@ class Runtime:
         settings = self.settings
         try:
             version_dir = find_version_dir(settings.model_dir, settings.model_name)
-            read_model_card(version_dir)  # fail fast on a bad card, before importing TensorFlow
+            read_card(version_dir)  # fail fast on a bad card, before importing TensorFlow
             configure_tensorflow_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
             runner = ModelRunner.load(version_dir)
             # Every batch size the batcher can form: each is a new shape for the graph, whose
@@ -70,18 +87,16 @@ class Runtime:
             )
             batcher.start()
         except Exception as error:
-            self.state = "failed"
-            self.reason = f"the model could not be loaded: {error}"
-            logger.error(
-                "model not loaded; the service stays live and not ready: %s",
-                error if isinstance(error, ModelLoadError) else repr(error),
-            )
+            self.state = RuntimeState.FAILED
+            self.failure = str(error) if isinstance(error, EXPLAINED_LOAD_ERRORS) else repr(error)
+            self.reason = public_reason(error, settings.model_dir)
+            logger.error("model not loaded: %s", self.failure)
         else:
             self.runner, self.batcher = runner, batcher
             card = runner.card
             self.metrics.model_info.labels(card.name, str(card.version)).set(1)
             self.metrics.model_ready.set(1)
-            self.state, self.reason = "ready", "ready"
+            self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
                 "model %s version %d loaded from %s and warmed up in %.1f s",
                 card.name, card.version, version_dir, time.perf_counter() - started,
@@ -98,31 +113,14 @@ class Runtime:
 
     # What the routes need.
 
-    def not_ready_problem(self) -> Problem:
-        return Problem(
-            503,
-            "not_ready",
-            f"The service is not ready: {self.reason}.",
-            headers={"Retry-After": str(self.settings.retry_after_seconds)},
-            state=self.state,
-        )
-
     def ready_parts(self) -> tuple[ModelRunner, MicroBatcher]:
-        """The runner and batcher, or a 503 problem when the model is not ready."""
-        if self.state != "ready" or self.runner is None or self.batcher is None:
-            raise self.not_ready_problem()
+        """The runner and batcher, or ModelNotReady saying why."""
+        if self.state is not RuntimeState.READY or self.runner is None or self.batcher is None:
+            raise ModelNotReady(self.reason, self.state.value)
         return self.runner, self.batcher
 
-    def queue_full_problem(self) -> Problem:
-        return Problem(
-            503,
-            "queue_full",
-            "The service is at capacity (the queue is full); retry shortly.",
-            headers={"Retry-After": str(self.settings.retry_after_seconds)},
-        )
-
     async def prepare(self, data: bytes) -> PreparedImage:
-        """Check and convert one upload off the event loop; raise `Problem` when it fails."""
+        """Check and convert one upload off the event loop; raise InvalidInput when it fails."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.decode_pool, prepare_image, data, self.settings.max_pixels

@@ -9,8 +9,9 @@ from pydantic import SecretStr
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import Unauthenticated
 from service.metrics import Metrics
-from service.problems import Problem, problem_response
+from service.problems import problem_response, record_rejection, to_problem
 
 API_KEY_HEADER = "X-API-Key"
 PROTECTED_PREFIX = "/predict"
@@ -30,15 +31,6 @@ def api_key_matches(expected: SecretStr | None, provided: str | None) -> bool:
     )
 
 
-def unauthorized_problem() -> Problem:
-    return Problem(
-        401,
-        "unauthorized",
-        f"A valid API key is required in the {API_KEY_HEADER} header.",
-        headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
-    )
-
-
 class ApiKeyMiddleware:
     """Refuses a /predict request without the key from its headers alone, so an upload without
     a key is never received (the route's dependency documents the key in OpenAPI)."""
@@ -55,8 +47,8 @@ class ApiKeyMiddleware:
             and scope["path"].startswith(PROTECTED_PREFIX)
             and not api_key_matches(self.api_key, Headers(scope=scope).get(API_KEY_HEADER))
         ):
-            self.metrics.rejected_inputs.labels(reason="unauthorized").inc()
-            problem = unauthorized_problem()
+            problem = to_problem(Unauthenticated(API_KEY_HEADER), retry_after_seconds=0)
+            record_rejection(self.metrics, scope["path"], problem.reason)
             # The client may still be sending the body we refuse: close the connection after.
             headers = {**problem.headers, "Connection": "close"}
             await problem_response(problem.to_body(scope["path"]), headers)(scope, receive, send)

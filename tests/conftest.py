@@ -24,6 +24,7 @@ def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import keras
     import tensorflow as tf
 
+    from model_contract import ModelCard
     from training.architectures import build_model
     from training.export import export_model
     from training.preprocessing import PreprocessConfig, make_preprocess_fn
@@ -48,16 +49,18 @@ def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.get_layer("tumor_probability").set_weights(
         [kernel.astype(np.float32), bias.astype(np.float32)]
     )
-    card = {
-        "classes": ["healthy", "tumor"],
-        "positive_class": "tumor",
-        "threshold": TEST_THRESHOLD,
-        "architecture": {"name": "compact", "parameters": int(model.count_params())},
-        "metrics": {"split": "none", "n": 0},
-        "intended_use": "Tests only.",
-    }
+    card = ModelCard(
+        name=TEST_MODEL_NAME,
+        version=0,  # export_model sets the next version
+        classes=("healthy", "tumor"),
+        positive_class="tumor",
+        threshold=TEST_THRESHOLD,
+        architecture={"name": "compact", "parameters": int(model.count_params())},
+        metrics={"split": "none", "n": 0},
+        intended_use="Tests only.",
+    )
     models_dir = tmp_path_factory.mktemp("models")
-    export_model(model, config, card, models_dir, TEST_MODEL_NAME)
+    export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices)
     return models_dir
 
 

@@ -12,9 +12,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from model_contract import OUTPUT_KEY
 from training.preprocessing import PreprocessConfig
-
-DEFAULT_ARCHITECTURE = "compact"
 
 
 def augmentation(seed: int) -> keras.Sequential:
@@ -48,7 +47,7 @@ def build_seed(config: PreprocessConfig, seed: int, augment: bool = True) -> ker
     x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(512, activation="relu")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="tumor_probability")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_KEY)(x)
     return keras.Model(inputs, outputs, name="seed")
 
 
@@ -84,7 +83,7 @@ def build_compact(
     x = _conv_bn(x, width * 4, separable=True)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout, seed=seed)(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="tumor_probability")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_KEY)(x)
     return keras.Model(inputs, outputs, name="compact")
 
 

@@ -8,6 +8,7 @@ imported only after that.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -16,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
+from model_contract import LayoutError, resolve_version_dir
 from training.discovery import DEFAULT_MIN_IMAGES_PER_CLASS, DataError, resolve_classes
 from training.grouping import DEFAULT_MAX_DISTANCE
 
@@ -79,11 +81,18 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    train = commands.add_parser(
+    _add_train_arguments(commands.add_parser(
         "train", help="scan, group, split, train, evaluate on test, export and report",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    ))
+    _add_evaluate_arguments(commands.add_parser(
+        "evaluate", help="score an exported model on a labelled folder through its signature",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    ))
+    return parser
+
+
+def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--data", type=Path, required=True,
                        help="folder with one sub-folder of images per class")
     train.add_argument("--out", type=Path, required=True,
@@ -123,10 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
                        help="resamples for the 95%% confidence intervals")
 
-    evaluate = commands.add_parser(
-        "evaluate", help="score an exported model on a labelled folder through its signature",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+
+def _add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--model", type=Path, required=True,
                           help="exported version folder (or model folder: highest version)")
     evaluate.add_argument("--data", type=Path, required=True,
@@ -145,30 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
                           default=DEFAULT_MIN_IMAGES_PER_CLASS, help="fewer is an error")
     evaluate.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
                           help="resamples for the 95%% confidence intervals")
-    return parser
-
-
-def resolve_version_dir(path: Path) -> Path:
-    """The exported version folder itself, or the highest version inside a model folder."""
-    if not path.is_dir():
-        raise UsageError(f"model folder '{path}' does not exist.")
-    if (path / "saved_model.pb").is_file():
-        version_dir = path
-    else:
-        versions = sorted(
-            (p for p in path.iterdir()
-             if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()),
-            key=lambda p: int(p.name),
-        )
-        if not versions:
-            raise UsageError(
-                f"'{path}' is not an exported model: it has no saved_model.pb and no "
-                "numbered version folder holding one."
-            )
-        version_dir = versions[-1]
-    if not (version_dir / "assets" / "model_card.json").is_file():
-        raise UsageError(f"exported model '{version_dir}' has no assets/model_card.json.")
-    return version_dir
 
 
 def _check_output_folder(path: Path, option: str) -> None:
@@ -230,7 +213,10 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    version_dir = resolve_version_dir(args.model)
+    try:
+        version_dir = resolve_version_dir(args.model)
+    except LayoutError as error:
+        raise UsageError(str(error)) from None
     layout = resolve_classes(args.data, args.positive_class, args.min_images_per_class)
     if args.split_manifest is not None and not args.split_manifest.is_file():
         raise UsageError(f"split manifest '{args.split_manifest}' does not exist.")
@@ -260,9 +246,20 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _log_to_stdout() -> None:
+    """Progress lines from the training package go to stdout, one message per line."""
+    logger = logging.getLogger("training")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
+    _log_to_stdout()
     try:
         if args.command == "train":
             return _train(args, ["python", "-m", "training", *arguments])

@@ -2,18 +2,21 @@
 
 Checking the layout (`resolve_classes`) only lists folders and counts files, so the command
 line can reject a wrong folder in a fraction of a second, before it reads a single image or
-imports TensorFlow. `scan_images` then reads every file through `canonical_bytes`: a file that
+imports TensorFlow. `scan_images` then decodes every file once (`read_image`): a file that
 cannot be read is kept in the result with its reason, never dropped silently.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.images import ImageMetadata, UnreadableImage, canonical_bytes, image_metadata
+from training.images import ImageMetadata, UnreadableImage, read_image
+
+logger = logging.getLogger(__name__)
 
 # Folder names understood without --positive-class, compared case-insensitively after
 # turning "_" and "-" into spaces.
@@ -96,6 +99,29 @@ def _quote_all(names: Sequence[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
 
+def _positive_folder(data_dir: Path, class_dirs: list[str], positive_class: str | None) -> str:
+    """The class folder holding tumor images: the one named, or the one recognised by name."""
+    if positive_class is not None:
+        wanted = _normalise(positive_class)
+        matches = [name for name in class_dirs if _normalise(name) == wanted]
+        if not matches:
+            raise DataError(
+                f"positive class '{positive_class}' is not one of the class folders "
+                f"{_quote_all(class_dirs)} in '{data_dir}'."
+            )
+        return matches[0]
+    positives = [n for n in class_dirs if _normalise(n) in POSITIVE_NAMES]
+    negatives = [n for n in class_dirs if _normalise(n) in NEGATIVE_NAMES]
+    if len(positives) == 1 and len(negatives) <= 1:
+        return positives[0]
+    if not positives and len(negatives) == 1:
+        return next(n for n in class_dirs if n != negatives[0])
+    raise DataError(
+        f"cannot tell which of the class folders {_quote_all(class_dirs)} holds the "
+        "positive (tumor) class; name it with --positive-class."
+    )
+
+
 def resolve_classes(
     data_dir: Path,
     positive_class: str | None = None,
@@ -126,27 +152,7 @@ def resolve_classes(
             f"({_quote_all(class_dirs)}); the classifier needs exactly two."
         )
 
-    if positive_class is not None:
-        wanted = _normalise(positive_class)
-        matches = [name for name in class_dirs if _normalise(name) == wanted]
-        if not matches:
-            raise DataError(
-                f"positive class '{positive_class}' is not one of the class folders "
-                f"{_quote_all(class_dirs)} in '{data_dir}'."
-            )
-        positive = matches[0]
-    else:
-        positives = [n for n in class_dirs if _normalise(n) in POSITIVE_NAMES]
-        negatives = [n for n in class_dirs if _normalise(n) in NEGATIVE_NAMES]
-        if len(positives) == 1 and len(negatives) <= 1:
-            positive = positives[0]
-        elif not positives and len(negatives) == 1:
-            positive = next(n for n in class_dirs if n != negatives[0])
-        else:
-            raise DataError(
-                f"cannot tell which of the class folders {_quote_all(class_dirs)} holds the "
-                "positive (tumor) class; name it with --positive-class."
-            )
+    positive = _positive_folder(data_dir, class_dirs, positive_class)
     negative = next(n for n in class_dirs if n != positive)
 
     for name in (positive, negative):
@@ -159,17 +165,13 @@ def resolve_classes(
     return ClassLayout(data_dir=data_dir, positive=positive, negative=negative)
 
 
-def scan_images(
-    layout: ClassLayout,
-    min_images_per_class: int = 1,
-    progress: Callable[[str], None] | None = None,
-) -> ScanResult:
+def scan_images(layout: ClassLayout, min_images_per_class: int = 1) -> ScanResult:
     """Read every file of both classes; unreadable files are listed with their reason.
 
     Raises DataError when, after dropping unreadable files, a class keeps fewer than
     `min_images_per_class` images.
     """
-    report = progress if progress is not None else _print_progress
+    logger.info("scanning %s (positive class: '%s')", layout.data_dir, layout.positive)
     files = [
         (class_name, label, path)
         for label, class_name in enumerate(layout.classes)
@@ -181,14 +183,15 @@ def scan_images(
         relative = path.relative_to(layout.data_dir).as_posix()
         try:
             raw = path.read_bytes()
+            image = read_image(raw)
             records.append(
                 ImageRecord(
                     path=relative,
                     class_name=class_name,
                     label=label,
                     sha256=hashlib.sha256(raw).hexdigest(),
-                    data=canonical_bytes(raw),
-                    metadata=image_metadata(raw),
+                    data=image.canonical,
+                    metadata=image.metadata,
                 )
             )
         except UnreadableImage as error:
@@ -196,7 +199,9 @@ def scan_images(
         except OSError as error:
             unreadable.append(UnreadableFile(relative, class_name, f"cannot read file: {error}"))
         if index % PROGRESS_EVERY == 0 or index == len(files):
-            report(f"scanned {index}/{len(files)} files ({len(unreadable)} unreadable)")
+            logger.info("scanned %d/%d files (%d unreadable)", index, len(files), len(unreadable))
+    for file in unreadable:
+        logger.info("  unreadable, skipped: %s: %s", file.path, file.reason)
     result = ScanResult(layout=layout, records=records, unreadable=unreadable)
     for class_name, count in result.counts().items():
         if count < min_images_per_class:
@@ -205,7 +210,3 @@ def scan_images(
                 f"at least {min_images_per_class} are needed (--min-images-per-class)."
             )
     return result
-
-
-def _print_progress(message: str) -> None:
-    print(message, flush=True)

@@ -8,6 +8,7 @@ baseline is refitted on the manifest's train split so it can be reported beside 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,22 +16,27 @@ from typing import Any
 
 import numpy as np
 
+from model_contract import ModelCard, read_card
 from training.baseline import DESCRIPTION as BASELINE_DESCRIPTION
 from training.baseline import fit_metadata_baseline
-from training.discovery import ClassLayout, DataError, ImageRecord, scan_images
+from training.discovery import ClassLayout, DataError, ImageRecord, ScanResult, scan_images
 from training.evaluation import DEFAULT_MIN_RECALL, choose_threshold
-from training.export import load_signature, read_model_card
+from training.export import load_signature
 from training.reencoding import REENCODE_SIZE, reencode_png256
 from training.report import (
     PREDICTIONS_FILE,
+    Plots,
     data_section,
     evaluation_section,
     library_versions,
+    log_metrics,
     now_utc,
     write_predictions,
     write_report,
 )
 from training.splitting import ManifestRow, read_manifest
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,104 @@ class EvaluateOptions:
     command: tuple[str, ...] = ()
 
 
-def _say(message: str) -> None:
-    print(message, flush=True)
+@dataclass(frozen=True)
+class Selection:
+    """The images to score (in path order) and, with a manifest, every split's records."""
+
+    name: str  # the split's name, or "all"
+    records: list[ImageRecord]
+    by_split: dict[str, list[ImageRecord]]
+    description: dict[str, Any]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.records], dtype=np.int64)
+
+
+def run_evaluation(options: EvaluateOptions) -> Path:
+    """Score the model and write report.json and the plots; returns the report's path."""
+    started = time.monotonic()
+    card = read_card(options.version_dir)
+    scan = discover(options)
+    selection = select(scan, options)
+    scores = score(selection, card, options)
+    section = evaluate(selection, scores, card, options)
+    baseline = evaluate_baseline(selection, options)
+    return report(card, scan, selection, scores, section, baseline, options,
+                  seconds=time.monotonic() - started)
+
+
+def discover(options: EvaluateOptions) -> ScanResult:
+    """Every readable image of both class folders (unreadable ones listed with the reason)."""
+    return scan_images(options.layout, options.min_images_per_class)
+
+
+def select(scan: ScanResult, options: EvaluateOptions) -> Selection:
+    """The whole folder, or with a manifest only its `--split` files."""
+    if options.manifest is None:
+        records = sorted(scan.records, key=lambda r: r.path)
+        selection = Selection("all", records, {}, {"split": "all files in the folder"})
+    else:
+        by_split, info = _select(scan.records, read_manifest(options.manifest), options.split)
+        info["manifest"] = str(options.manifest)
+        selection = Selection(options.split, by_split[options.split], by_split, info)
+    if len(set(selection.labels.tolist())) < 2:
+        raise DataError("the evaluated images hold one class only; both are needed.")
+    return selection
+
+
+def score(selection: Selection, card: ModelCard, options: EvaluateOptions) -> np.ndarray:
+    """P(tumor) per image through the exported serving signature (re-encoded if asked)."""
+    images = [r.data for r in selection.records]
+    if options.reencode_png256:
+        logger.info("re-encoding %d images to %dx%d greyscale PNG", len(images), REENCODE_SIZE,
+                    REENCODE_SIZE)
+        images = [reencode_png256(data) for data in images]
+    logger.info("scoring %d images with %s (threshold %.4f)", len(images), options.version_dir,
+                card.threshold)
+    return load_signature(options.version_dir)(images)
+
+
+def evaluate(
+    selection: Selection, scores: np.ndarray, card: ModelCard, options: EvaluateOptions
+) -> dict[str, Any]:
+    """Metrics with bootstrap intervals at the card's threshold, and the plots."""
+    title = f"{card.name} v{card.version}, {selection.name}"
+    if options.reencode_png256:
+        title += ", re-encoded"
+    return evaluation_section(
+        selection.labels, scores, threshold=card.threshold, split=selection.name,
+        resamples=options.bootstrap_resamples, seed=options.bootstrap_seed,
+        plots=Plots(options.report_dir, options.layout.classes, title),
+    )
+
+
+def evaluate_baseline(selection: Selection, options: EvaluateOptions) -> dict[str, Any]:
+    """The metadata-only baseline refitted on the manifest's train split, scored beside."""
+    train, val = selection.by_split.get("train"), selection.by_split.get("validation")
+    if not train or not val:
+        return {
+            "skipped": "needs --split-manifest with train and validation files in the data folder"
+        }
+    seed = options.bootstrap_seed
+    model = fit_metadata_baseline(
+        [r.metadata for r in train], np.array([r.label for r in train]), seed
+    )
+    choice = choose_threshold(
+        np.array([r.label for r in val]), model.predict([r.metadata for r in val]),
+        DEFAULT_MIN_RECALL,
+    )
+    # The baseline reads the stored files' metadata, never the re-encoded images.
+    return {
+        "description": BASELINE_DESCRIPTION,
+        "input": "the stored files' metadata (never re-encoded)",
+        "threshold": choice.value,
+        **evaluation_section(
+            selection.labels, model.predict([r.metadata for r in selection.records]),
+            threshold=choice.value, split=selection.name,
+            resamples=options.bootstrap_resamples, seed=seed,
+        ),
+    }
 
 
 def _select(
@@ -83,107 +185,54 @@ def _select(
     return selected, info
 
 
-def run_evaluation(options: EvaluateOptions) -> Path:
-    """Score the model and write report.json and the plots; returns the report's path."""
-    started = time.monotonic()
-    card = read_model_card(options.version_dir)
-    threshold = float(card["threshold"])
-    layout = options.layout
-    _say(f"scanning {layout.data_dir} (positive class: '{layout.positive}')")
-    scan = scan_images(layout, options.min_images_per_class, progress=_say)
-    for unreadable in scan.unreadable:
-        _say(f"  unreadable, skipped: {unreadable.path}: {unreadable.reason}")
-
-    selection: dict[str, Any] = {"split": "all files in the folder"}
-    by_split: dict[str, list[ImageRecord]] = {}
-    records = sorted(scan.records, key=lambda r: r.path)
-    if options.manifest is not None:
-        by_split, selection = _select(scan.records, read_manifest(options.manifest), options.split)
-        selection["manifest"] = str(options.manifest)
-        records = by_split[options.split]
-    split_name = options.split if options.manifest is not None else "all"
-    labels = np.array([r.label for r in records], dtype=np.int64)
-    if len(set(labels.tolist())) < 2:
-        raise DataError("the evaluated images hold one class only; both are needed.")
-
-    images = [r.data for r in records]
-    if options.reencode_png256:
-        _say(f"re-encoding {len(images)} images to {REENCODE_SIZE}x{REENCODE_SIZE} greyscale PNG")
-        images = [reencode_png256(data) for data in images]
-    _say(f"scoring {len(images)} images with {options.version_dir} (threshold {threshold:.4f})")
-    scores = load_signature(options.version_dir)(images)
-
-    resamples, seed = options.bootstrap_resamples, options.bootstrap_seed
-    title = f"{card.get('name', 'model')} v{card.get('version', '?')}, {split_name}"
-    if options.reencode_png256:
-        title += ", re-encoded"
-    section = evaluation_section(
-        labels, scores, threshold, split_name, layout.classes, options.report_dir, title,
-        resamples, seed,
-    )
+def report(
+    card: ModelCard,
+    scan: ScanResult,
+    selection: Selection,
+    scores: np.ndarray,
+    section: dict[str, Any],
+    baseline: dict[str, Any],
+    options: EvaluateOptions,
+    *,
+    seconds: float,
+) -> Path:
+    """predictions.csv and report.json in the report folder; the headline figures logged."""
+    name = selection.name
     options.report_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(
         options.report_dir / PREDICTIONS_FILE,
-        [(r.path, split_name, r.label, float(s)) for r, s in zip(records, scores, strict=True)],
-        threshold,
+        [(r.path, name, r.label, float(s)) for r, s in zip(selection.records, scores,
+                                                            strict=True)],
+        card.threshold,
     )
-
-    baseline: dict[str, Any] = {
-        "skipped": "needs --split-manifest with train and validation files in the data folder"
-    }
-    if by_split.get("train") and by_split.get("validation"):
-        train, val = by_split["train"], by_split["validation"]
-        model = fit_metadata_baseline(
-            [r.metadata for r in train], np.array([r.label for r in train]), seed
-        )
-        choice = choose_threshold(
-            np.array([r.label for r in val]), model.predict([r.metadata for r in val]),
-            DEFAULT_MIN_RECALL,
-        )
-        # The baseline reads the stored files' metadata, never the re-encoded images.
-        baseline = {
-            "description": BASELINE_DESCRIPTION,
-            "input": "the stored files' metadata (never re-encoded)",
-            "threshold": choice.value,
-            **evaluation_section(
-                labels, model.predict([r.metadata for r in records]), choice.value, split_name,
-                layout.classes, None, "", resamples, seed,
-            ),
-        }
-
-    report: dict[str, Any] = {
+    path = write_report({
         "kind": "evaluate",
         "created_at": now_utc(),
         "command": list(options.command),
         "model": {
             "version_dir": str(options.version_dir),
-            "name": card.get("name"),
-            "version": card.get("version"),
-            "architecture": card.get("architecture"),
-            "data_fingerprint": card.get("data_fingerprint"),
-            "card_test_metrics": card.get("metrics"),
+            "name": card.name,
+            "version": card.version,
+            "architecture": card.architecture,
+            "data_fingerprint": card.data_fingerprint,
+            "card_test_metrics": card.metrics,
         },
         "data": data_section(scan),
-        "selection": selection,
+        "selection": selection.description,
         "reencode": (
             f"every image re-encoded to {REENCODE_SIZE}x{REENCODE_SIZE} greyscale PNG"
             if options.reencode_png256 else None
         ),
-        "threshold": {"value": threshold, "rule": card.get("threshold_rule"),
+        "threshold": {"value": card.threshold, "rule": card.threshold_rule,
                       "chosen_on": "validation (from the model card)"},
-        split_name: section,
-        "evaluated_split": split_name,
+        name: section,
+        "evaluated_split": name,
         "baseline_metadata_only": baseline,
         "plots": section.get("plots", {}),
         "predictions": PREDICTIONS_FILE,
         "library_versions": library_versions(),
-        "seconds_total": round(time.monotonic() - started, 1),
-    }
-    path = write_report(report, options.report_dir)
-    metrics = section["metrics"]
-    _say(f"{split_name} ({metrics['n']} images): " + ", ".join(
-        f"{name} {metrics[name]['value']:.3f}"
-        for name in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc")
-    ))
-    _say(f"report: {path}")
+        "seconds_total": round(seconds, 1),
+    }, options.report_dir)
+    log_metrics(name, section["metrics"], None)
+    logger.info("report: %s", path)
     return path

@@ -1,5 +1,11 @@
 """Exporting a trained model as a versioned SavedModel with its model card, and reading it back.
 
+One export, in four steps: `stage_export` writes the SavedModel to a hidden temporary folder
+beside the versions; `verify_export` loads it and checks its signature gives the in-memory
+model's outputs; the run scores validation and test through that staged signature (so the card
+carries the figures a user of the exported model gets); `publish` writes the card and renames
+the folder into the next version. A crash never leaves a half-written version behind.
+
 The exported `serving_default` signature takes encoded image bytes and returns P(tumor): the
 preprocessing graph from preprocessing.py runs inside it. `load_signature` calls that same
 signature, so `python -m training evaluate` scores models exactly as the service does.
@@ -7,116 +13,172 @@ signature, so `python -m training evaluate` scores models exactly as the service
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from model_contract import (
+    ACCEPTED_ENCODINGS,
+    INPUT_KEY,
+    OUTPUT_KEY,
+    SERVING_SIGNATURE,
+    InputSpec,
+    ModelCard,
+    next_version,
+    write_card,
+)
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
-SIGNATURE_NAME = "serving_default"
-INPUT_KEY = "image_bytes"
-OUTPUT_KEY = "tumor_probability"
-MODEL_CARD_ASSET = "model_card.json"
-ACCEPTED_ENCODINGS = ["PNG", "JPEG"]
+PredictFn = Callable[[Sequence[bytes]], np.ndarray]
+# The exported graph must give the in-memory model's P(tumor); beyond float32 noise is a bug.
+EXPORT_TOLERANCE = 1e-5
+VERIFY_IMAGES = 64
 
 
-def next_version(model_root: Path) -> int:
-    """One more than the highest existing numeric version folder (1 for a new model)."""
-    if not model_root.is_dir():
-        return 1
-    versions = [int(p.name) for p in model_root.iterdir() if p.is_dir() and p.name.isdigit()]
-    return max(versions, default=0) + 1
+class ExportError(RuntimeError):
+    """The exported SavedModel does not compute what the trained model computes."""
 
 
-def input_description(preprocess: PreprocessConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StagedExport:
+    """A SavedModel written to a hidden folder inside the model's folder, not yet a version."""
+
+    model_root: Path
+    folder: Path
+    preprocess: PreprocessConfig
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def input_spec(preprocess: PreprocessConfig) -> InputSpec:
     colour = "greyscale" if preprocess.channels == 1 else "RGB"
     crop = "cropped to the brain's bounding box, " if preprocess.crop_to_brain else ""
-    return {
-        "signature": SIGNATURE_NAME,
-        "input_key": INPUT_KEY,
-        "output_key": OUTPUT_KEY,
-        "accepted_encodings": ACCEPTED_ENCODINGS,
-        "preprocessing": preprocess.to_dict(),
-        "description": (
+    return InputSpec(
+        signature=SERVING_SIGNATURE,
+        input_key=INPUT_KEY,
+        output_key=OUTPUT_KEY,
+        accepted_encodings=ACCEPTED_ENCODINGS,
+        preprocessing=preprocess.to_dict(),
+        description=(
             "One 2-D brain MRI slice per example, as encoded PNG or JPEG bytes (other "
             "formats are converted to PNG first, see docs/model-contract.md). Inside the graph "
             f"it is decoded to 8-bit {colour}, {crop}resized to "
             f"{preprocess.image_size}x{preprocess.image_size} and scaled to [0, 1]."
         ),
-    }
+    )
 
 
-def export_model(
-    model: keras.Model,
-    preprocess: PreprocessConfig,
-    card: dict[str, Any],
-    models_dir: Path,
-    name: str,
-) -> Path:
-    """Write `<models_dir>/<name>/<next version>/` and return that folder.
-
-    The SavedModel is written to a temporary folder beside it and renamed into place, so a
-    crash never leaves a half-written version for a server to pick up.
-    """
-    model_root = models_dir / name
-    model_root.mkdir(parents=True, exist_ok=True)
-    version = next_version(model_root)
+def _archive(model: keras.Model, preprocess: PreprocessConfig) -> keras.export.ExportArchive:
     preprocess_batch = make_preprocess_fn(preprocess)
 
     def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        pixels = preprocess_batch(image_bytes)
-        probabilities = model(pixels, training=False)
+        probabilities = model(preprocess_batch(image_bytes), training=False)
         return {OUTPUT_KEY: tf.reshape(probabilities, [-1])}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        name=SIGNATURE_NAME,
+        name=SERVING_SIGNATURE,
         fn=serve,
         input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)],
     )
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_root))
+    return archive
+
+
+def stage_export(
+    model: keras.Model, preprocess: PreprocessConfig, models_dir: Path, name: str
+) -> StagedExport:
+    """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner)."""
+    model_root = models_dir / name
+    model_root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_root))
+    staged = StagedExport(model_root, folder, preprocess)
     try:
-        archive.write_out(str(staging), verbose=False)
-        full_card = {
-            **card,
-            "name": name,
-            "version": version,
-            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "input": input_description(preprocess),
-        }
-        (staging / "assets").mkdir(exist_ok=True)
-        (staging / "assets" / MODEL_CARD_ASSET).write_text(json.dumps(full_card, indent=2) + "\n")
+        _archive(model, preprocess).write_out(str(folder), verbose=False)
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def verify_export(
+    exported_predict: PredictFn,
+    model: keras.Model,
+    preprocess: PreprocessConfig,
+    images: Sequence[bytes],
+) -> float:
+    """Compare the exported signature's P(tumor) with the in-memory model's on `images` (at
+    most VERIFY_IMAGES of them); returns the largest difference, ExportError above tolerance."""
+    sample = list(images[:VERIFY_IMAGES])
+    if not sample:
+        return 0.0
+    exported = exported_predict(sample)
+    pixels = make_preprocess_fn(preprocess)(tf.constant(sample, dtype=tf.string))
+    expected = np.asarray(model(pixels, training=False), dtype=np.float32).reshape(-1)
+    difference = float(np.max(np.abs(exported - expected)))
+    if difference > EXPORT_TOLERANCE:
+        raise ExportError(
+            f"the exported signature differs from the trained model by {difference:.2e} "
+            f"(tolerance {EXPORT_TOLERANCE:.0e})"
+        )
+    return difference
+
+
+def publish(staged: StagedExport, card: ModelCard) -> Path:
+    """Write the card (name, version, time and input filled in) and rename the staged folder
+    into `<model_root>/<next version>/`; returns that folder."""
+    try:
+        version = next_version(staged.model_root)
+        stamped = dataclasses.replace(
+            card,
+            name=staged.model_root.name,
+            version=version,
+            created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            input=input_spec(staged.preprocess),
+        )
+        write_card(staged.folder, stamped)
         # mkdtemp made the folder private (0700); a server running as another user (the
         # container's) must be able to read it.
-        staging.chmod(0o755)
-        target = model_root / str(version)
-        staging.rename(target)
+        staged.folder.chmod(0o755)
+        target = staged.model_root / str(version)
+        staged.folder.rename(target)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        staged.discard()
         raise
     return target
 
 
-def read_model_card(version_dir: Path) -> dict[str, Any]:
-    card: dict[str, Any] = json.loads((version_dir / "assets" / MODEL_CARD_ASSET).read_text())
-    return card
+def export_model(
+    model: keras.Model,
+    preprocess: PreprocessConfig,
+    card: ModelCard,
+    models_dir: Path,
+    name: str,
+    verify_with: Sequence[bytes] = (),
+) -> Path:
+    """Stage, verify (on `verify_with`) and publish in one call; returns the version folder."""
+    staged = stage_export(model, preprocess, models_dir, name)
+    try:
+        verify_export(load_signature(staged.folder), model, preprocess, verify_with)
+    except BaseException:
+        staged.discard()
+        raise
+    return publish(staged, card)
 
 
-def load_signature(
-    version_dir: Path, batch_size: int = 32
-) -> Callable[[Sequence[bytes]], np.ndarray]:
+def load_signature(version_dir: Path, batch_size: int = 32) -> PredictFn:
     """Load an exported version and return `predict(canonical bytes list) -> P(tumor) array`."""
     loaded = tf.saved_model.load(str(version_dir))
-    signature = loaded.signatures[SIGNATURE_NAME]
+    signature = loaded.signatures[SERVING_SIGNATURE]
 
     def predict(images: Sequence[bytes]) -> np.ndarray:
         outputs = []

@@ -9,6 +9,7 @@ Keras, NumPy and Python seeds are set and TensorFlow's ops run deterministically
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,7 +23,11 @@ import tensorflow as tf
 from training.architectures import build_model, default_preprocess
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
+logger = logging.getLogger(__name__)
+
 CACHE_CHUNK = 64
+# Part of the run folder's documented layout; other tools read the best weights here.
+CHECKPOINT_FILE = Path("checkpoints") / "best.weights.h5"
 # Class weights are applied only when the larger class outnumbers the smaller one by more
 # than this: mild imbalance is left alone, because weighting distorts calibration.
 IMBALANCE_RATIO_FOR_WEIGHTS = 1.5
@@ -122,7 +127,7 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-class EpochPrinter(keras.callbacks.Callback):  # type: ignore[misc]
+class EpochLogger(keras.callbacks.Callback):  # type: ignore[misc]
     """One line per epoch: losses, accuracy and AUC on train and validation, rate, time."""
 
     def __init__(self, epochs: int) -> None:
@@ -142,7 +147,7 @@ class EpochPrinter(keras.callbacks.Callback):  # type: ignore[misc]
                 parts.append(f"{key} {float(logs[key]):.4f}")
         parts.append(f"lr {rate:.2e}")
         parts.append(f"{time.monotonic() - self.started:.1f}s")
-        print("  ".join(parts), flush=True)
+        logger.info("%s", "  ".join(parts))
 
 
 def compile_model(
@@ -153,6 +158,29 @@ def compile_model(
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
     )
+
+
+def _callbacks(
+    config: TrainingConfig, run_dir: Path
+) -> tuple[keras.callbacks.EarlyStopping, list[keras.callbacks.Callback]]:
+    """Early stopping (best weights restored), the best checkpoint, the CSV history, a log line
+    per epoch."""
+    (run_dir / CHECKPOINT_FILE).parent.mkdir(parents=True, exist_ok=True)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=config.monitor, mode="max", patience=config.patience, restore_best_weights=True
+    )
+    return early_stopping, [
+        early_stopping,
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / CHECKPOINT_FILE),
+            monitor=config.monitor,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        EpochLogger(config.epochs),
+    ]
 
 
 def fit_model(
@@ -182,24 +210,7 @@ def fit_model(
         train_pixels, train_labels, config.batch_size, config.seed, class_weight
     )
     val_ds = make_dataset(val_pixels, val_labels, config.batch_size)
-
-    checkpoints = run_dir / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=config.monitor, mode="max", patience=config.patience, restore_best_weights=True
-    )
-    callbacks: list[keras.callbacks.Callback] = [
-        early_stopping,
-        keras.callbacks.ModelCheckpoint(
-            str(checkpoints / "best.weights.h5"),
-            monitor=config.monitor,
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-        ),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-        EpochPrinter(config.epochs),
-    ]
+    early_stopping, callbacks = _callbacks(config, run_dir)
     started = time.monotonic()
     fitted = model.fit(
         train_ds,
@@ -216,9 +227,8 @@ def fit_model(
     (run_dir / "history.json").write_text(
         json.dumps({"history": history, "best_epoch": best_epoch}, indent=2) + "\n"
     )
-    print(
-        f"trained {epochs_run} epochs in {seconds:.0f}s; best epoch {best_epoch} "
-        f"({config.monitor} {max(history[config.monitor]):.4f}), its weights restored",
-        flush=True,
+    logger.info(
+        "trained %d epochs in %.0fs; best epoch %d (%s %.4f), its weights restored",
+        epochs_run, seconds, best_epoch, config.monitor, max(history[config.monitor]),
     )
     return FitResult(model, history, best_epoch, epochs_run, seconds, class_weight)

@@ -1,9 +1,8 @@
 """Reading image files into the canonical bytes the exported graph decodes.
 
-The serving signature decodes PNG and JPEG itself. Every other file (BMP, TIFF, GIF, WebP,
-16-bit greyscale, CMYK, EXIF-rotated JPEG) is turned into PNG bytes first, by the rule in
-docs/model-contract.md. The service applies the same rule on its side of the seam; a test
-checks that the two agree byte for byte.
+The rule itself is the contract's (model_contract/canonical.py), shared with the service; this
+module opens each file once, turns Pillow's failures into `UnreadableImage` with a reason, and
+records the stored file's metadata for the metadata-only baseline.
 """
 
 from __future__ import annotations
@@ -11,13 +10,9 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-# Formats and modes TensorFlow's decode_image handles as they are.
-PASSTHROUGH_FORMATS = frozenset({"PNG", "JPEG"})
-PASSTHROUGH_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})
-EXIF_ORIENTATION_TAG = 0x0112
+from model_contract import canonical_from_image
 
 
 class UnreadableImage(ValueError):
@@ -32,46 +27,35 @@ class ImageMetadata:
     format: str
 
 
-def _open(data: bytes) -> Image.Image:
+@dataclass(frozen=True)
+class ReadImage:
+    """One decoded file: its canonical bytes and what it was as stored."""
+
+    canonical: bytes
+    metadata: ImageMetadata
+
+
+def read_image(data: bytes) -> ReadImage:
+    """Decode the file once; raise UnreadableImage when Pillow cannot."""
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            metadata = ImageMetadata(
+                image.width, image.height, image.mode, image.format or "UNKNOWN"
+            )
+            canonical, _ = canonical_from_image(image, data)
     except UnidentifiedImageError as error:
         raise UnreadableImage("not a recognised image format") from error
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UnreadableImage(f"cannot decode image: {error}") from error
-    return image
+    return ReadImage(canonical, metadata)
+
+
+def canonical_bytes(data: bytes) -> bytes:
+    """The input itself, or a lossless 8-bit PNG of it (the contract's rule)."""
+    return read_image(data).canonical
 
 
 def image_metadata(data: bytes) -> ImageMetadata:
     """Width, height, colour mode and container format, read from the bytes."""
-    image = _open(data)
-    return ImageMetadata(image.width, image.height, image.mode, image.format or "UNKNOWN")
-
-
-def _to_8bit(image: Image.Image) -> Image.Image:
-    if image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
-        # 16-bit (or 32-bit) greyscale: scale 0..65535 onto 0..255, rounding to nearest.
-        values = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
-    if image.mode in {"CMYK", "YCbCr", "LAB", "HSV"}:
-        return image.convert("RGB")
-    if image.mode in {"LA", "PA", "RGBA", "P"}:
-        return image.convert("RGBA") if "A" in image.mode or "transparency" in image.info \
-            else image.convert("RGB")
-    if image.mode == "1":
-        return image.convert("L")
-    return image
-
-
-def canonical_bytes(data: bytes) -> bytes:
-    """Return bytes the exported graph can decode: the input itself, or a lossless PNG."""
-    image = _open(data)
-    orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    if image.format in PASSTHROUGH_FORMATS and image.mode in PASSTHROUGH_MODES \
-            and orientation == 1:
-        return data
-    image = _to_8bit(ImageOps.exif_transpose(image))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return read_image(data).metadata

@@ -1,4 +1,5 @@
-"""PNG figures of a run: training curves, ROC, precision-recall, confusion matrix, calibration."""
+"""PNG figures of a run: training curves, and scikit-learn's ROC, precision-recall, confusion
+matrix and calibration displays."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ matplotlib.use("Agg")  # files only, never a window; must precede pyplot's impor
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from sklearn.calibration import CalibrationDisplay  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+)
 
-from training.evaluation import curves, reliability_curve  # noqa: E402
+from training.evaluation import reliability_curve  # noqa: E402
 
 DPI = 110
 PLOT_FILES = {
@@ -57,17 +64,22 @@ def plot_training_curves(history: dict[str, list[float]], best_epoch: int, path:
     return _save(figure, path)
 
 
+def _both_classes(labels: np.ndarray) -> bool:
+    return len(set(np.asarray(labels).tolist())) == 2
+
+
+def _ci(metric: dict[str, Any]) -> str:
+    return f"95% CI [{metric['ci95'][0]:.3f}, {metric['ci95'][1]:.3f}]"
+
+
 def plot_roc(labels: np.ndarray, scores: np.ndarray, metrics: dict[str, Any], path: Path,
              title: str) -> Path:
-    points = curves(labels, scores)["roc"]
     figure, axis = plt.subplots(figsize=(5, 5))
-    if points is not None:
-        auc = metrics["roc_auc"]
-        axis.plot(points["fpr"], points["tpr"],
-                  label=f"ROC-AUC {auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}]")
+    if _both_classes(labels):
+        RocCurveDisplay.from_predictions(labels, scores, name=f"CNN, {_ci(metrics['roc_auc'])}",
+                                         ax=axis, plot_chance_level=True)
         axis.plot([1 - metrics["specificity"]["value"]], [metrics["recall"]["value"]], "o",
                   color="crimson", label=f"threshold {metrics['threshold']:.3f}")
-    axis.plot([0, 1], [0, 1], linestyle=":", color="grey")
     axis.set_xlabel("false positive rate (1 - specificity)")
     axis.set_ylabel("true positive rate (recall)")
     axis.set_title(title)
@@ -77,16 +89,14 @@ def plot_roc(labels: np.ndarray, scores: np.ndarray, metrics: dict[str, Any], pa
 
 def plot_pr(labels: np.ndarray, scores: np.ndarray, metrics: dict[str, Any], path: Path,
             title: str) -> Path:
-    points = curves(labels, scores)["pr"]
     figure, axis = plt.subplots(figsize=(5, 5))
-    if points is not None:
-        ap = metrics["pr_auc"]
-        axis.plot(points["recall"], points["precision"],
-                  label=f"PR-AUC {ap['value']:.3f} [{ap['ci95'][0]:.3f}, {ap['ci95'][1]:.3f}]")
+    if _both_classes(labels):
+        PrecisionRecallDisplay.from_predictions(
+            labels, scores, name=f"CNN, {_ci(metrics['pr_auc'])}", ax=axis,
+            plot_chance_level=True,
+        )
         axis.plot([metrics["recall"]["value"]], [metrics["precision"]["value"]], "o",
                   color="crimson", label=f"threshold {metrics['threshold']:.3f}")
-    prevalence = metrics["n_positive"] / max(metrics["n"], 1)
-    axis.axhline(prevalence, linestyle=":", color="grey", label=f"prevalence {prevalence:.2f}")
     axis.set_xlabel("recall")
     axis.set_ylabel("precision")
     axis.set_ylim(0, 1.02)
@@ -101,28 +111,24 @@ def plot_confusion_matrix(metrics: dict[str, Any], classes: list[str], path: Pat
     matrix = np.array([[counts["tn"]["value"], counts["fp"]["value"]],
                        [counts["fn"]["value"], counts["tp"]["value"]]])
     figure, axis = plt.subplots(figsize=(4.6, 4.2))
-    axis.imshow(matrix, cmap="Blues")
-    for row in range(2):
-        for col in range(2):
-            colour = "white" if matrix[row, col] > matrix.max() / 2 else "black"
-            axis.text(col, row, str(matrix[row, col]), ha="center", va="center", color=colour,
-                      fontsize=14)
-    axis.set_xticks([0, 1], [f"pred. {c}" for c in classes])
-    axis.set_yticks([0, 1], [f"true {c}" for c in classes])
+    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
+        ax=axis, cmap="Blues", colorbar=False
+    )
     axis.set_title(f"{title}\nthreshold {metrics['threshold']:.3f}")
     return _save(figure, path)
 
 
 def plot_calibration(labels: np.ndarray, scores: np.ndarray, metrics: dict[str, Any], path: Path,
                      title: str) -> Path:
-    curve = reliability_curve(labels, scores)
-    filled = [b for b in curve["bins"] if b["count"]]
+    ece = reliability_curve(labels, scores)["expected_calibration_error"]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
                                          gridspec_kw={"height_ratios": [3, 1]})
-    top.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect calibration")
-    top.plot([b["mean_predicted"] for b in filled], [b["observed_positive_rate"] for b in filled],
-             marker="o", label=f"Brier {metrics['brier']['value']:.3f}, "
-             f"ECE {curve['expected_calibration_error']:.3f}")
+    if _both_classes(labels):
+        CalibrationDisplay.from_predictions(
+            labels, scores, n_bins=10, ax=top,
+            name=f"Brier {metrics['brier']['value']:.3f}, ECE {ece:.3f}",
+        )
+    top.set_xlabel("")
     top.set_ylabel("observed tumor rate")
     top.set_title(title)
     top.legend(loc="upper left")

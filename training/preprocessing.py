@@ -34,14 +34,6 @@ class PreprocessConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PreprocessConfig:
-        return cls(
-            image_size=int(values["image_size"]),
-            channels=int(values["channels"]),
-            crop_to_brain=bool(values["crop_to_brain"]),
-        )
-
 
 def _crop_box(image: tf.Tensor) -> tf.Tensor:
     """Crop a [h, w, c] uint8 image to the bounding box of its bright (brain) pixels."""

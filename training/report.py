@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import platform
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +20,10 @@ from training.evaluation import curves, evaluate_scores, reliability_curve
 from training.grouping import Grouping
 from training.plots import plot_evaluation
 
+logger = logging.getLogger(__name__)
+
 REPORT_FILE = "report.json"
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc")
 PREDICTIONS_FILE = "predictions.csv"
 _DISTRIBUTIONS = {
     "tensorflow": "tensorflow-cpu",
@@ -105,16 +110,24 @@ def grouping_section(grouping: Grouping, dropped_conflicts: bool) -> dict[str, A
     }
 
 
+@dataclass(frozen=True)
+class Plots:
+    """Where an evaluation's figures go and what they are called."""
+
+    out_dir: Path
+    classes: list[str]
+    title: str
+
+
 def evaluation_section(
     labels: np.ndarray,
     scores: np.ndarray,
+    *,
     threshold: float,
     split: str,
-    classes: list[str],
-    plot_dir: Path | None,
-    title: str,
     resamples: int,
     seed: int,
+    plots: Plots | None = None,
 ) -> dict[str, Any]:
     """Metrics with CIs, reliability curve, ROC/PR points and (optionally) the plots."""
     metrics = evaluate_scores(labels, scores, threshold, split, resamples, seed)
@@ -123,9 +136,27 @@ def evaluation_section(
         "reliability": reliability_curve(labels, scores),
         "curves": curves(labels, scores),
     }
-    if plot_dir is not None:
-        section["plots"] = plot_evaluation(labels, scores, metrics, classes, plot_dir, title)
+    if plots is not None:
+        section["plots"] = plot_evaluation(
+            labels, scores, metrics, plots.classes, plots.out_dir, plots.title
+        )
     return section
+
+
+def log_metrics(heading: str, metrics: dict[str, Any], baseline: dict[str, Any] | None) -> None:
+    """The headline figures with their intervals (and the baseline's beside them)."""
+    logger.info("%s (%d images)%s:", heading, metrics["n"],
+                ", CNN vs metadata-only baseline" if baseline else "")
+    for name in HEADLINE_METRICS:
+        line = f"  {name:<12} {_with_ci(metrics[name])}"
+        if baseline is not None:
+            line += f"   baseline {_with_ci(baseline[name])}"
+        logger.info("%s", line)
+
+
+def _with_ci(metric: dict[str, Any]) -> str:
+    value, (low, high) = metric["value"], metric["ci95"]
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def write_predictions(

@@ -1,16 +1,15 @@
-"""One training run: scan, group, split, fit, choose the threshold, test, export and report.
+"""One training run, read top to bottom: discover, group, split, fit, evaluate, export, report.
 
-The test split is scored once, at the end, through the exported serving signature (the path
-the service and `python -m training evaluate` use), so the reported figures are the ones a
-user of the exported model gets. To have the card carry those figures, the model is first
-exported to a staging folder inside the run, scored there, then exported for real with the
-finished card; the run checks that both exports give the same scores.
+The model is exported once: to a hidden folder beside the versions, verified (the loaded
+signature must give the trained model's outputs), and scored there on validation (which picks
+the threshold) and test, through the serving signature the service and `python -m training
+evaluate` use, so the card carries the figures a user of the exported model gets. Then the
+card is written and the folder renamed into the next version.
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,29 +18,41 @@ from typing import Any
 import keras
 import numpy as np
 
+from model_contract import ModelCard, read_card
 from training.architectures import count_flops, count_parameters
 from training.baseline import DESCRIPTION as BASELINE_DESCRIPTION
 from training.baseline import fit_metadata_baseline
-from training.discovery import ClassLayout, DataError, ImageRecord, scan_images
-from training.evaluation import DEFAULT_MIN_RECALL, choose_threshold
-from training.export import export_model, load_signature
-from training.fitting import TrainingConfig, fit_model, preprocess_images
-from training.grouping import group_images
+from training.discovery import ClassLayout, DataError, ImageRecord, ScanResult, scan_images
+from training.evaluation import DEFAULT_MIN_RECALL, ThresholdChoice, choose_threshold
+from training.export import (
+    PredictFn,
+    StagedExport,
+    load_signature,
+    publish,
+    stage_export,
+    verify_export,
+)
+from training.fitting import CHECKPOINT_FILE, FitResult, TrainingConfig, fit_model
+from training.fitting import preprocess_images as to_pixels
+from training.grouping import METHOD as GROUPING_METHOD
+from training.grouping import Grouping, group_images
 from training.model_card import build_card
 from training.plots import PLOT_FILES, plot_training_curves
 from training.report import (
     PREDICTIONS_FILE,
+    Plots,
     data_section,
     evaluation_section,
     grouping_section,
-    json_ready,
     library_versions,
+    log_metrics,
     now_utc,
     write_predictions,
     write_report,
 )
 from training.splitting import (
     SPLITS,
+    ManifestRow,
     SplitFractions,
     assign_splits,
     manifest_rows,
@@ -49,9 +60,9 @@ from training.splitting import (
     write_manifest,
 )
 
+logger = logging.getLogger(__name__)
+
 MANIFEST_FILE = "manifest.csv"
-# Both exports of one model must score alike; anything above float32 noise is a bug.
-EXPORT_AGREEMENT_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,6 @@ class TrainOptions:
     command: tuple[str, ...] = ()
 
 
-def _say(message: str) -> None:
-    print(message, flush=True)
-
-
 @dataclass
 class TrainResult:
     version_dir: Path  # the exported SavedModel version
@@ -81,224 +88,300 @@ class TrainResult:
     model: keras.Model  # the trained model in memory (best weights restored)
 
 
-def _indices(records: list[ImageRecord], splits: list[str], name: str) -> list[int]:
-    """The split's records in path order: `evaluate` uses the same order, so its bootstrap
-    draws the same resamples and reproduces the run's intervals exactly."""
-    chosen = [i for i, split in enumerate(splits) if split == name]
-    return sorted(chosen, key=lambda i: records[i].path)
+@dataclass(frozen=True)
+class SplitData:
+    """The split's records, in path order, as the steps after it need them."""
+
+    rows: list[ManifestRow]
+    fingerprint: str  # SHA-256 of the manifest
+    counts: dict[str, dict[str, int]]
+    records: dict[str, list[ImageRecord]]
+
+    def labels(self, split: str) -> np.ndarray:
+        return np.array([r.label for r in self.records[split]], dtype=np.int64)
+
+    def images(self, split: str) -> list[bytes]:
+        return [r.data for r in self.records[split]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    threshold: ThresholdChoice
+    scores: dict[str, np.ndarray]  # validation and test, through the exported signature
+    sections: dict[str, dict[str, Any]]  # test, validation, baseline
+    baseline_threshold: ThresholdChoice
+    export_difference: float  # exported signature vs the model in memory, largest
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything a run produced, for its report."""
+
+    scan: ScanResult
+    grouping: Grouping
+    data: SplitData
+    fitted: FitResult
+    evaluation: Evaluation
+    version_dir: Path
+    card: ModelCard
 
 
 def run_training(options: TrainOptions) -> TrainResult:
     """Run everything: returns where the model and the report went, and the model itself."""
     started = time.monotonic()
-    run_dir = options.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    layout = options.layout
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    scan = discover(options)
+    grouping = group(scan.records, options)
+    data = split(scan.records, grouping, options)
+    fitted = fit(data, options)
+    staged = stage_export(fitted.model, options.training.preprocess(), options.out_dir,
+                          options.name)
+    try:
+        evaluation = evaluate(staged, fitted.model, data, options)
+        version_dir, card = export(staged, fitted, data, evaluation, options)
+    finally:
+        staged.discard()  # a no-op once published
+    report_path = report(
+        Outcome(scan, grouping, data, fitted, evaluation, version_dir, card), options,
+        seconds=time.monotonic() - started,
+    )
+    return TrainResult(version_dir=version_dir, report_path=report_path, model=fitted.model)
 
-    _say(f"scanning {layout.data_dir} (positive class: '{layout.positive}')")
-    scan = scan_images(layout, options.min_images_per_class, progress=_say)
-    for unreadable in scan.unreadable:
-        _say(f"  unreadable, skipped: {unreadable.path}: {unreadable.reason}")
-    records: list[ImageRecord] = scan.records
 
-    _say(f"grouping near-duplicates (phash distance <= {options.max_distance})")
-    grouping = group_images(records, options.max_distance, progress=_say)
+def discover(options: TrainOptions) -> ScanResult:
+    """Every readable image of both class folders (unreadable ones listed with the reason)."""
+    return scan_images(options.layout, options.min_images_per_class)
+
+
+def group(records: list[ImageRecord], options: TrainOptions) -> Grouping:
+    logger.info("grouping near-duplicates (phash distance <= %d)", options.max_distance)
+    grouping = group_images(records, options.max_distance)
     summary = grouping.summary()
-    _say(f"  {summary['groups']} groups from {summary['files']} files, largest "
-         f"{summary['largest_group']}, {summary['label_conflict_groups']} label-conflict groups")
+    logger.info("  %s groups from %s files, largest %s, %s label-conflict groups",
+                summary["groups"], summary["files"], summary["largest_group"],
+                summary["label_conflict_groups"])
+    return grouping
+
+
+def split(records: list[ImageRecord], grouping: Grouping, options: TrainOptions) -> SplitData:
+    """Whole groups to train, validation and test; the manifest is written to the run folder.
+    Each split's records are in path order: `evaluate` uses the same order, so its bootstrap
+    draws the same resamples and reproduces the run's intervals exactly."""
     excluded = (
         frozenset(c.group for c in grouping.conflicts) if options.drop_label_conflicts
         else frozenset()
     )
-    splits = assign_splits(
-        records, grouping.groups, options.fractions, options.training.seed, excluded
-    )
+    seed = options.training.seed
+    splits = assign_splits(records, grouping.groups, options.fractions, seed, excluded)
     rows = manifest_rows(records, grouping.groups, splits)
-    fingerprint = write_manifest(rows, run_dir / MANIFEST_FILE)
-    counts = split_counts(rows, layout.classes)
-    for split in SPLITS:
-        entry = counts[split]
-        _say(f"  {split}: {entry['images']} images in {entry['groups']} groups "
-             + ", ".join(f"{name} {entry[name]}" for name in layout.classes))
-        if any(entry[name] == 0 for name in layout.classes):
+    fingerprint = write_manifest(rows, options.run_dir / MANIFEST_FILE)
+    classes = options.layout.classes
+    counts = split_counts(rows, classes)
+    for name in SPLITS:
+        entry = counts[name]
+        logger.info("  %s: %d images in %d groups %s", name, entry["images"], entry["groups"],
+                    ", ".join(f"{c} {entry[c]}" for c in classes))
+        if any(entry[c] == 0 for c in classes):
             raise DataError(
-                f"the {split} split has no image of one class; add images or change the split "
+                f"the {name} split has no image of one class; add images or change the split "
                 "fractions."
             )
-
-    index = {split: _indices(records, splits, split) for split in SPLITS}
-    labels = {s: np.array([records[i].label for i in index[s]], dtype=np.int64) for s in SPLITS}
-    images = {s: [records[i].data for i in index[s]] for s in SPLITS}
-    paths = {s: [records[i].path for i in index[s]] for s in SPLITS}
-
-    # The shortcut a reader should compare against, fitted and scored on the same split.
-    baseline = fit_metadata_baseline(
-        [records[i].metadata for i in index["train"]], labels["train"], options.training.seed
-    )
-    baseline_scores = {
-        s: baseline.predict([records[i].metadata for i in index[s]]) for s in SPLITS
+    chosen = {
+        name: sorted((r for r, s in zip(records, splits, strict=True) if s == name),
+                     key=lambda r: r.path)
+        for name in SPLITS
     }
-    baseline_threshold = choose_threshold(
-        labels["validation"], baseline_scores["validation"], options.min_recall
-    )
+    return SplitData(rows, fingerprint, counts, chosen)
 
+
+def fit(data: SplitData, options: TrainOptions) -> FitResult:
+    """Preprocess train and validation once (the serving graph's function), then train."""
     config = options.training
     preprocess = config.preprocess()
-    _say(f"preprocessing {len(images['train']) + len(images['validation'])} train and "
-         f"validation images to {preprocess.image_size}x{preprocess.image_size}x"
-         f"{preprocess.channels} (crop to brain: {preprocess.crop_to_brain})")
-    train_pixels = preprocess_images(images["train"], preprocess)
-    val_pixels = preprocess_images(images["validation"], preprocess)
+    logger.info("preprocessing %d train and validation images to %dx%dx%d (crop to brain: %s)",
+                len(data.records["train"]) + len(data.records["validation"]),
+                preprocess.image_size, preprocess.image_size, preprocess.channels,
+                preprocess.crop_to_brain)
+    train_pixels = to_pixels(data.images("train"), preprocess)
+    val_pixels = to_pixels(data.images("validation"), preprocess)
+    logger.info("training '%s' for up to %d epochs", config.architecture, config.epochs)
+    return fit_model(config, train_pixels, data.labels("train"), val_pixels,
+                     data.labels("validation"), options.run_dir)
 
-    _say(f"training '{config.architecture}' for up to {config.epochs} epochs")
-    fitted = fit_model(
-        config, train_pixels, labels["train"], val_pixels, labels["validation"], run_dir
+
+def evaluate(
+    staged: StagedExport, model: keras.Model, data: SplitData, options: TrainOptions
+) -> Evaluation:
+    """Verify the staged export, then score validation (threshold) and test through it, with
+    the metadata-only baseline fitted and scored on the same split beside it."""
+    predict: PredictFn = load_signature(staged.folder)
+    difference = verify_export(predict, model, staged.preprocess, data.images("validation"))
+    logger.info("scoring validation and test through the exported serving signature")
+    scores = {name: predict(data.images(name)) for name in ("validation", "test")}
+    threshold = choose_threshold(data.labels("validation"), scores["validation"],
+                                 options.min_recall)
+    logger.info("  threshold %.4f (%s)", threshold.value, threshold.rule)
+    baseline_scores, baseline_threshold = _baseline(data, options)
+    config = options.training
+    resamples, seed = options.bootstrap_resamples, config.seed
+    plots = Plots(options.run_dir, options.layout.classes, f"{config.architecture}, test split")
+    sections = {
+        "test": evaluation_section(data.labels("test"), scores["test"], threshold=threshold.value,
+                                   split="test", resamples=resamples, seed=seed, plots=plots),
+        "validation": evaluation_section(data.labels("validation"), scores["validation"],
+                                         threshold=threshold.value, split="validation",
+                                         resamples=resamples, seed=seed),
+        "baseline": evaluation_section(data.labels("test"), baseline_scores,
+                                       threshold=baseline_threshold.value, split="test",
+                                       resamples=resamples, seed=seed),
+    }
+    return Evaluation(threshold, scores, sections, baseline_threshold, difference)
+
+
+def _baseline(data: SplitData, options: TrainOptions) -> tuple[np.ndarray, ThresholdChoice]:
+    """The shortcut a reader should compare against: test scores and its own threshold."""
+    metadata = {name: [r.metadata for r in data.records[name]] for name in SPLITS}
+    baseline = fit_metadata_baseline(metadata["train"], data.labels("train"),
+                                     options.training.seed)
+    threshold = choose_threshold(data.labels("validation"),
+                                 baseline.predict(metadata["validation"]), options.min_recall)
+    return baseline.predict(metadata["test"]), threshold
+
+
+def export(
+    staged: StagedExport,
+    fitted: FitResult,
+    data: SplitData,
+    evaluation: Evaluation,
+    options: TrainOptions,
+) -> tuple[Path, ModelCard]:
+    """Write the card into the verified, scored export and publish it as the next version."""
+    card = build_card(
+        threshold=evaluation.threshold.value,
+        threshold_rule=evaluation.threshold.rule,
+        test_metrics=evaluation.sections["test"]["metrics"],
+        baseline_test_metrics=evaluation.sections["baseline"]["metrics"],
+        data_fingerprint=data.fingerprint,
+        training=training_section(fitted, data, options),
+        architecture=architecture_section(fitted.model, options.training),
+        library_versions=library_versions(),
     )
-    del train_pixels, val_pixels
-    model = fitted.model
-    architecture = {
+    version_dir = publish(staged, card)
+    logger.info("exported %s", version_dir)
+    return version_dir, read_card(version_dir)
+
+
+def architecture_section(model: keras.Model, config: TrainingConfig) -> dict[str, Any]:
+    return {
         "name": config.architecture,
         "parameters": count_parameters(model),
         "flops_per_image": count_flops(model),
     }
 
-    _say("scoring validation and test through the exported serving signature")
-    staging_root = run_dir / "staging"
-    staging = export_model(model, preprocess, {"staging": True}, staging_root, options.name)
-    predict = load_signature(staging)
-    val_scores = predict(images["validation"])
-    test_scores = predict(images["test"])
-    threshold = choose_threshold(labels["validation"], val_scores, options.min_recall)
-    _say(f"  threshold {threshold.value:.4f} ({threshold.rule})")
 
-    resamples = options.bootstrap_resamples
-    seed = config.seed
-    test_section = evaluation_section(
-        labels["test"], test_scores, threshold.value, "test", layout.classes, run_dir,
-        f"{config.architecture}, test split", resamples, seed,
-    )
-    val_section = evaluation_section(
-        labels["validation"], val_scores, threshold.value, "validation", layout.classes, None,
-        "", resamples, seed,
-    )
-    baseline_section = evaluation_section(
-        labels["test"], baseline_scores["test"], baseline_threshold.value, "test",
-        layout.classes, None, "", resamples, seed,
-    )
-    test_metrics = test_section["metrics"]
-
-    training_section: dict[str, Any] = {
+def training_section(fitted: FitResult, data: SplitData, options: TrainOptions) -> dict[str, Any]:
+    """The training configuration and what the fit did, for the card and the report."""
+    config, layout = options.training, options.layout
+    return {
         **config.to_dict(),
         "class_folders": {"positive": layout.positive, "negative": layout.negative},
         "split": {
             "fractions": list(options.fractions.as_tuple()),
             "seed": config.seed,
             "by": "near-duplicate group, stratified by label",
-            "counts": counts,
+            "counts": data.counts,
         },
-        "grouping": {"method": summary["method"], "max_distance": options.max_distance},
+        "grouping": {"method": GROUPING_METHOD, "max_distance": options.max_distance},
         "label_conflicts": "dropped" if options.drop_label_conflicts else "kept",
         "class_weight": fitted.class_weight,
         "epochs_run": fitted.epochs_run,
         "best_epoch": fitted.best_epoch,
         "training_seconds": round(fitted.seconds, 1),
     }
-    versions = library_versions()
-    card = build_card(
-        threshold=threshold.value,
-        threshold_rule=threshold.rule,
-        test_metrics=test_metrics,
-        baseline_test_metrics=baseline_section["metrics"],
-        data_fingerprint=fingerprint,
-        training=training_section,
-        architecture=architecture,
-        library_versions=versions,
-    )
-    # NaN (an undefined metric) is not JSON: the card says null instead.
-    version_dir = export_model(model, preprocess, json_ready(card), options.out_dir, options.name)
-    final_scores = load_signature(version_dir)(images["test"])
-    agreement = float(np.max(np.abs(final_scores - test_scores))) if len(test_scores) else 0.0
-    if agreement > EXPORT_AGREEMENT_TOLERANCE:
-        print(f"warning: the final export differs from the staging one by {agreement:.2e}",
-              file=sys.stderr)
-    shutil.rmtree(staging_root, ignore_errors=True)
-    _say(f"exported {version_dir}")
 
+
+def report(outcome: Outcome, options: TrainOptions, *, seconds: float) -> Path:
+    """Training curves, per-image predictions and report.json; the headline figures logged."""
+    run_dir, fitted, evaluation = options.run_dir, outcome.fitted, outcome.evaluation
     plot_training_curves(fitted.history, fitted.best_epoch,
                          run_dir / PLOT_FILES["training_curves"])
     write_predictions(
         run_dir / PREDICTIONS_FILE,
-        [(p, "validation", int(y), float(s)) for p, y, s in
-         zip(paths["validation"], labels["validation"], val_scores, strict=True)]
-        + [(p, "test", int(y), float(s)) for p, y, s in
-           zip(paths["test"], labels["test"], test_scores, strict=True)],
-        threshold.value,
+        [(record.path, name, record.label, float(score))
+         for name in ("validation", "test")
+         for record, score in zip(outcome.data.records[name], evaluation.scores[name],
+                                  strict=True)],
+        evaluation.threshold.value,
     )
-    report: dict[str, Any] = {
+    report_path = write_report({
         "kind": "train",
         "created_at": now_utc(),
         "command": list(options.command),
+        **_run_sections(outcome, options),
+        **_result_sections(evaluation),
+        "predictions": PREDICTIONS_FILE,
+        "library_versions": outcome.card.library_versions,
+        "seconds_total": round(seconds, 1),
+    }, run_dir)
+    log_metrics("test split", evaluation.sections["test"]["metrics"],
+                evaluation.sections["baseline"]["metrics"])
+    logger.info("report: %s", report_path)
+    return report_path
+
+
+def _run_sections(outcome: Outcome, options: TrainOptions) -> dict[str, Any]:
+    """What was trained on what: the model, the data, the grouping, the split, the fit."""
+    card, data = outcome.card, outcome.data
+    return {
         "model": {
-            "exported_to": str(version_dir),
-            "name": options.name,
-            "version": int(version_dir.name),
-            "architecture": architecture,
-            "preprocess": preprocess.to_dict(),
-            "export_agreement_max_abs_difference": agreement,
+            "exported_to": str(outcome.version_dir),
+            "name": card.name,
+            "version": card.version,
+            "architecture": card.architecture,
+            "preprocess": options.training.preprocess().to_dict(),
+            "export_max_abs_difference": outcome.evaluation.export_difference,
         },
-        "data": data_section(scan),
-        "grouping": grouping_section(grouping, options.drop_label_conflicts),
+        "data": data_section(outcome.scan),
+        "grouping": grouping_section(outcome.grouping, options.drop_label_conflicts),
         "split": {
             "manifest": MANIFEST_FILE,
-            "data_fingerprint": fingerprint,
+            "data_fingerprint": data.fingerprint,
             "fractions": list(options.fractions.as_tuple()),
-            "seed": config.seed,
-            "counts": counts,
+            "seed": options.training.seed,
+            "counts": data.counts,
         },
         "training": {
-            **training_section,
-            "history": fitted.history,
+            **(card.training or {}),
+            "history": outcome.fitted.history,
             "history_files": ["history.csv", "history.json"],
-            "checkpoint": "checkpoints/best.weights.h5",
+            "checkpoint": CHECKPOINT_FILE.as_posix(),
         },
+    }
+
+
+def _result_sections(evaluation: Evaluation) -> dict[str, Any]:
+    """The threshold, the test and validation figures, the baseline's, the plots."""
+    threshold, sections = evaluation.threshold, evaluation.sections
+    return {
         "threshold": {
             "value": threshold.value,
             "rule": threshold.rule,
             "chosen_on": "validation",
             "at_threshold_on_validation": threshold.validation,
         },
-        "test": test_section,
+        "test": sections["test"],
         "validation": {
             "note": "used for early stopping and the threshold; not an unbiased estimate",
-            **val_section,
+            **sections["validation"],
         },
         "baseline_metadata_only": {
             "description": BASELINE_DESCRIPTION,
-            "threshold": baseline_threshold.value,
-            "validation_at_threshold": baseline_threshold.validation,
-            **baseline_section,
+            "threshold": evaluation.baseline_threshold.value,
+            "validation_at_threshold": evaluation.baseline_threshold.validation,
+            **sections["baseline"],
         },
         "plots": {
-            **test_section.get("plots", {}),
+            **sections["test"].get("plots", {}),
             "training_curves": PLOT_FILES["training_curves"],
         },
-        "predictions": PREDICTIONS_FILE,
-        "library_versions": versions,
-        "seconds_total": round(time.monotonic() - started, 1),
     }
-    report_path = write_report(report, run_dir)
-    _say_summary(test_metrics, baseline_section["metrics"])
-    _say(f"report: {report_path}")
-    return TrainResult(version_dir=version_dir, report_path=report_path, model=model)
-
-
-def _say_summary(cnn: dict[str, Any], baseline: dict[str, Any]) -> None:
-    _say(f"test split ({cnn['n']} images), CNN vs metadata-only baseline:")
-    for name in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc"):
-        a, b = cnn[name], baseline[name]
-        _say(f"  {name:<12} {_fmt(a)}   baseline {_fmt(b)}")
-
-
-def _fmt(metric: dict[str, Any]) -> str:
-    value, (low, high) = metric["value"], metric["ci95"]
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"

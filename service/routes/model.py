@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from model_contract import card_to_dict
 from service.deps import RuntimeDep
 from service.problems import problem_responses
 
@@ -19,4 +20,4 @@ router = APIRouter(tags=["model"])
 )
 async def model_card(runtime: RuntimeDep) -> dict[str, Any]:
     runner, _ = runtime.ready_parts()
-    return runner.card.raw
+    return card_to_dict(runner.card)

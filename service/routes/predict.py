@@ -7,16 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
 
-from service.batching import BatcherStopped, QueueFull
+from model_contract import ModelCard
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
+from service.errors import FileTooLarge, ServiceError, SeveralFiles, TooManyFiles
 from service.images import PreparedImage
 from service.metrics import Metrics
-from service.model import ModelCard, ModelInputError
-from service.problems import Problem, ProblemDetails, problem_responses
+from service.problems import ProblemDetails, problem_responses, record_rejection, to_problem
 from service.runtime import Runtime
 from service.schemas import BatchItem, BatchPrediction, ModelRef, Prediction
 
 router = APIRouter(tags=["predict"])
+BATCH_PATH = "/predict/batch"
 
 ACCEPTED_NOTE = (
     "PNG, JPEG, BMP, TIFF, GIF or WebP; 8- or 16-bit greyscale, RGB, RGBA, palette or CMYK. "
@@ -38,22 +39,17 @@ def prediction_for(card: ModelCard, probability: float, metrics: Metrics) -> Pre
 async def read_checked(upload: UploadFile, runtime: Runtime) -> PreparedImage:
     limit = runtime.settings.max_upload_bytes
     if upload.size is not None and upload.size > limit:
-        raise Problem(
-            413,
-            "file_too_large",
-            f"The file is {upload.size} bytes, over the limit of {limit} bytes.",
-            limit_bytes=limit,
-        )
+        raise FileTooLarge(upload.size, limit)
     return await runtime.prepare(await upload.read())
 
 
-def model_problem(error: BaseException) -> Problem:
-    if isinstance(error, ModelInputError):
-        return Problem(
-            422, "undecodable", "The image passed the upload checks but the model's decoder "
-            "refused it (an unusual encoding of an accepted format)."
-        )
-    raise error
+def batch_error(error: BaseException, runtime: Runtime, metrics: Metrics) -> ProblemDetails:
+    """One file's refusal inside /predict/batch, shaped and counted like a whole request's."""
+    if not isinstance(error, ServiceError):
+        raise error
+    problem = to_problem(error, runtime.settings.retry_after_seconds)
+    record_rejection(metrics, BATCH_PATH, problem.reason)
+    return ProblemDetails.model_validate(problem.to_body(BATCH_PATH))
 
 
 @router.post(
@@ -71,22 +67,16 @@ async def predict(
 ) -> Prediction:
     runner, batcher = runtime.ready_parts()
     # FastAPI would take the last of several `file` parts and answer for it alone.
-    if len((await request.form()).getlist("file")) > 1:
-        raise Problem(
-            422, "several_files", "Send exactly one `file` part; /predict/batch takes several."
-        )
+    parts = len((await request.form()).getlist("file"))
+    if parts > 1:
+        raise SeveralFiles(parts)
     prepared = await read_checked(file, runtime)
-    try:
-        probability = await batcher.predict(prepared.canonical)
-    except (QueueFull, BatcherStopped):
-        raise runtime.queue_full_problem() from None
-    except ModelInputError as error:
-        raise model_problem(error) from None
+    probability = await batcher.predict(prepared.canonical)
     return prediction_for(runner.card, probability, metrics)
 
 
 @router.post(
-    "/predict/batch",
+    BATCH_PATH,
     summary="Classify several slices; one bad file never fails the others",
     response_model=BatchPrediction,
     response_model_exclude_none=True,
@@ -105,38 +95,25 @@ async def predict_batch(
     card = runner.card
     limit = runtime.settings.max_batch_files
     if len(files) > limit:
-        raise Problem(
-            422,
-            "too_many_files",
-            f"The request has {len(files)} files; at most {limit} are accepted.",
-            max_files=limit,
-        )
+        raise TooManyFiles(len(files), limit)
     checked = await asyncio.gather(
         *(read_checked(upload, runtime) for upload in files), return_exceptions=True
     )
     for outcome in checked:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, Problem):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
             raise outcome
     good = [outcome for outcome in checked if isinstance(outcome, PreparedImage)]
-    try:
-        futures = batcher.submit_many([prepared.canonical for prepared in good])
-    except (QueueFull, BatcherStopped):
-        raise runtime.queue_full_problem() from None
+    futures = batcher.submit_many([prepared.canonical for prepared in good])
     answers = iter(await asyncio.gather(*futures, return_exceptions=True))
 
     results: list[BatchItem] = []
     for upload, outcome in zip(files, checked, strict=True):
         filename = upload.filename or ""
-        if isinstance(outcome, PreparedImage):
-            answer = next(answers)
-            if isinstance(answer, BaseException):
-                outcome = model_problem(answer)
-            else:
-                prediction = prediction_for(card, answer, metrics)
-                results.append(BatchItem(filename=filename, **prediction.model_dump()))
-                continue
-        assert isinstance(outcome, Problem)
-        metrics.rejected_inputs.labels(reason=outcome.reason).inc()
-        error = ProblemDetails.model_validate(outcome.to_body("/predict/batch"))
-        results.append(BatchItem(filename=filename, error=error))
+        answer = next(answers) if isinstance(outcome, PreparedImage) else outcome
+        if isinstance(answer, BaseException):
+            error = batch_error(answer, runtime, metrics)
+            results.append(BatchItem(filename=filename, error=error))
+        else:
+            prediction = prediction_for(card, answer, metrics)
+            results.append(BatchItem(filename=filename, **prediction.model_dump()))
     return BatchPrediction(results=results, model=ModelRef(name=card.name, version=card.version))

@@ -1,7 +1,7 @@
 """The container files agree with the service (no Docker needed): every setting of
 service/config.py is reachable through docker-compose.yml's environment, nothing there is
-unknown to the service, the settings table in the docs lists the same names, and the compose
-healthcheck is the Dockerfile's."""
+unknown to the service, the settings table in the docs lists the same names, and the
+healthcheck command is written once, in the Dockerfile."""
 
 from __future__ import annotations
 
@@ -42,12 +42,15 @@ def test_dockerfile_sets_only_known_settings() -> None:
     assert set(re.findall(r"\b(MRI_[A-Z0-9_]+)=", dockerfile)) <= settings_variables()
 
 
-def test_compose_healthcheck_is_the_dockerfile_healthcheck() -> None:
+def test_healthcheck_command_is_written_once_in_the_dockerfile() -> None:
     dockerfile = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
     match = re.search(r"^HEALTHCHECK .*? CMD (\[.*\])\s*$", dockerfile, re.MULTILINE)
     assert match, "no exec-form HEALTHCHECK in the Dockerfile"
-    compose_test = compose_file("docker-compose.yml")["services"]["api"]["healthcheck"]["test"]
-    assert compose_test == ["CMD", *json.loads(match.group(1))]
+    assert "/health/ready" in " ".join(json.loads(match.group(1)))
+    for name in ("docker-compose.yml", "docker-compose.ci.yml"):
+        # Compose may tune the timing; the command stays the image's.
+        healthcheck = compose_file(name)["services"]["api"].get("healthcheck", {})
+        assert "test" not in healthcheck, name
 
 
 def documented_settings() -> set[str]:

@@ -74,7 +74,7 @@ def test_two_file_parts_on_predict_are_refused(client: TestClient, png: bytes) -
     response = client.post(
         "/predict", files=[("file", ("a.png", png)), ("file", ("b.png", b"not an image"))]
     )
-    body = assert_problem(response, 422, "exactly one")
+    body = assert_problem(response, 422, "send exactly one")
     assert body["type"].endswith(":several_files")
 
 

@@ -1,5 +1,5 @@
-"""service/images.py: the canonical-bytes rule equals training's byte for byte, uploads are
-checked in the right order, and service/ never imports training/."""
+"""service/images.py: what it sends the model equals training's canonical bytes byte for byte,
+uploads are checked in the right order, and service/ never imports training/."""
 
 from __future__ import annotations
 
@@ -14,9 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model_contract import canonical_bytes as contract_canonical
+from service.errors import (
+    EmptyFile,
+    InvalidInput,
+    TooManyPixels,
+    Undecodable,
+    UnsupportedFormat,
+)
 from service.images import ACCEPTED_FORMATS, prepare_image
-from service.images import canonical_bytes as service_canonical
-from service.problems import Problem
+from service.problems import to_problem
 from training.images import canonical_bytes as training_canonical
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +84,7 @@ def test_canonical_bytes_equal_training_on_every_mode_and_format(
     converted = []
     for name, data in all_cases.items():
         expected = training_canonical(data)
-        assert service_canonical(data) == expected, name
+        assert contract_canonical(data) == expected, name
         prepared = prepare_image(data, max_pixels=10**7)
         assert prepared.canonical == expected, name
         if prepared.converted:
@@ -106,21 +113,26 @@ def test_sixteen_bit_is_scaled_not_clipped() -> None:
     assert np.asarray(Image.open(io.BytesIO(canonical))).tolist() == [[0, 1, 255, 128]]
 
 
+def status_and_reason(error: InvalidInput) -> tuple[int, str]:
+    problem = to_problem(error, retry_after_seconds=1)
+    return problem.status, problem.reason
+
+
 def test_checks_come_in_order() -> None:
-    with pytest.raises(Problem) as empty:
+    with pytest.raises(EmptyFile) as empty:
         prepare_image(b"", 100)
-    assert (empty.value.status, empty.value.reason) == (422, "empty_file")
-    with pytest.raises(Problem) as text:
+    assert status_and_reason(empty.value) == (422, "empty_file")
+    with pytest.raises(UnsupportedFormat) as text:
         prepare_image(b"hello", 100)
-    assert (text.value.status, text.value.reason) == (415, "unsupported_format")
-    assert text.value.extensions["accepted_formats"] == list(ACCEPTED_FORMATS)
+    assert status_and_reason(text.value) == (415, "unsupported_format")
+    assert text.value.fields["accepted_formats"] == list(ACCEPTED_FORMATS)
     big = save(grey(), "PNG")  # 56x40 of noise: the pixel data spans bytes ~60 to ~2300
-    with pytest.raises(Problem) as pixels:
+    with pytest.raises(TooManyPixels) as pixels:
         prepare_image(big[:200], 100)  # truncated, but the header alone is over the limit
-    assert (pixels.value.status, pixels.value.reason) == (413, "too_many_pixels")
-    with pytest.raises(Problem) as truncated:
+    assert status_and_reason(pixels.value) == (413, "too_many_pixels")
+    with pytest.raises(Undecodable) as truncated:
         prepare_image(big[:200], 10_000)
-    assert (truncated.value.status, truncated.value.reason) == (422, "undecodable")
+    assert status_and_reason(truncated.value) == (422, "undecodable")
 
 
 @pytest.mark.parametrize("fmt", ["PPM", "ICO", "TGA", "PCX", "EPS", "PDF"])
@@ -130,9 +142,8 @@ def test_formats_outside_the_list_are_refused(fmt: str) -> None:
         data = save(image, fmt)
     except (OSError, KeyError):  # a writer this Pillow lacks: use its magic bytes
         data = {"EPS": b"%!PS-Adobe-3.0 EPSF-3.0\n", "PDF": b"%PDF-1.4\n"}[fmt]
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(UnsupportedFormat):
         prepare_image(data, 10**6)
-    assert refused.value.status == 415
 
 
 def test_service_never_imports_training() -> None:

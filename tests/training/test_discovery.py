@@ -45,7 +45,7 @@ def test_every_format_and_mode_loads_and_decodes_in_the_graph(tmp_path: Path) ->
     _write(data / "yes", _variants(make_slice(1, 64, tumor=True)))
     _write(data / "no", _variants(make_slice(2, 64)))
     layout = resolve_classes(data, min_images_per_class=5)
-    scan = scan_images(layout, progress=lambda message: None)
+    scan = scan_images(layout)
 
     assert scan.unreadable == []
     assert scan.counts() == {"no": 9, "yes": 9}
@@ -80,8 +80,7 @@ def test_corrupt_and_truncated_files_are_reported_not_fatal(tmp_path: Path) -> N
     (data / "tumor" / "truncated.jpg").write_bytes(good_jpeg[: len(good_jpeg) // 2])
     (data / "normal" / "notes.jpg").write_bytes(b"this is not an image")
 
-    scan = scan_images(resolve_classes(data, min_images_per_class=1),
-                       progress=lambda message: None)
+    scan = scan_images(resolve_classes(data, min_images_per_class=1))
 
     assert scan.counts() == {"normal": 3, "tumor": 3}
     reasons = {u.path: u.reason for u in scan.unreadable}
@@ -96,7 +95,7 @@ def test_scan_fails_when_too_few_readable_images_remain(tmp_path: Path) -> None:
     _write(data / "healthy", {f"{i}.jpg": b"garbage" for i in range(3)})
     layout = resolve_classes(data, min_images_per_class=3)
     with pytest.raises(DataError, match="has 0 readable image"):
-        scan_images(layout, min_images_per_class=3, progress=lambda message: None)
+        scan_images(layout, min_images_per_class=3)
 
 
 @pytest.mark.parametrize(

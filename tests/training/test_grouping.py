@@ -44,9 +44,6 @@ def _copies(image: Image.Image) -> dict[str, bytes]:
     }
 
 
-def _silent(message: str) -> None:
-    return None
-
 
 def test_reencoded_brightened_and_resized_copies_share_a_group() -> None:
     records = [
@@ -54,7 +51,7 @@ def test_reencoded_brightened_and_resized_copies_share_a_group() -> None:
         for seed in range(6)
         for name, data in _copies(make_slice(seed, 128, tumor=seed % 2 == 1)).items()
     ]
-    grouping = group_images(records, progress=_silent)
+    grouping = group_images(records)
 
     groups_by_slice: dict[str, set[str]] = defaultdict(set)
     for record, group in zip(records, grouping.groups, strict=True):
@@ -70,7 +67,7 @@ def test_reencoded_brightened_and_resized_copies_share_a_group() -> None:
 def test_distinct_slices_stay_apart_and_distances_are_hamming() -> None:
     records = [_record(f"{seed}.png", encode(make_slice(seed, 128, tumor=seed % 3 == 0), "PNG"),
                        seed % 2) for seed in range(40)]
-    grouping = group_images(records, progress=_silent)
+    grouping = group_images(records)
     assert grouping.n_groups == 40
 
     bits = np.random.default_rng(0).integers(0, 2, size=(7, 64)).astype(bool)
@@ -86,7 +83,7 @@ def test_a_group_holding_both_labels_is_reported_as_a_conflict() -> None:
         _record("tumor/a_copy.jpg", encode(image.convert("RGB"), "JPEG", quality=80), 1),
         _record("tumor/other.png", encode(make_slice(4, 128, tumor=True), "PNG"), 1),
     ]
-    grouping = group_images(records, max_distance=DEFAULT_MAX_DISTANCE, progress=_silent)
+    grouping = group_images(records, max_distance=DEFAULT_MAX_DISTANCE)
     assert len(grouping.conflicts) == 1
     conflict = grouping.conflicts[0]
     assert conflict.paths == ["healthy/a.png", "tumor/a_copy.jpg"]
@@ -108,7 +105,7 @@ def _grouped_records(n_slices: int) -> list[ImageRecord]:
 
 def test_no_group_straddles_two_splits_and_labels_are_stratified() -> None:
     records = _grouped_records(60)
-    grouping = group_images(records, progress=_silent)
+    grouping = group_images(records)
     splits = assign_splits(records, grouping.groups, SplitFractions(0.7, 0.15, 0.15), seed=3)
 
     split_of_group: dict[str, set[str]] = defaultdict(set)
@@ -128,7 +125,7 @@ def test_no_group_straddles_two_splits_and_labels_are_stratified() -> None:
 
 def test_split_is_reproducible_from_the_seed_and_conflicts_can_be_excluded() -> None:
     records = _grouped_records(40)
-    groups = group_images(records, progress=_silent).groups
+    groups = group_images(records).groups
     first = assign_splits(records, groups, seed=7)
     assert assign_splits(records, groups, seed=7) == first
     assert assign_splits(records, groups, seed=8) != first

@@ -1,0 +1,165 @@
+"""What can go wrong in the service's core, said without HTTP.
+
+The core (images.py, runtime.py, model.py, batching.py) raises these; each carries a stable,
+machine-readable `reason` (used for the problem type and the rejected-inputs metric), a
+sentence for the user (`detail`) and the extra fields a client may act on (`fields`), but no
+status code. service/problems.py is the one place that maps them to HTTP, as KServe's
+errors.py does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    """Base of the domain errors: `reason`, `detail` and extra `fields`, never a status."""
+
+    reason: ClassVar[str] = "error"
+
+    def __init__(self, detail: str, **fields: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = fields
+
+
+# The client's input is at fault: it will fail again if sent again.
+
+
+class InvalidInput(ServiceError):
+    """An upload or request the service refuses; sending it again will not help."""
+
+    reason = "invalid_input"
+
+
+class EmptyFile(InvalidInput):
+    reason = "empty_file"
+
+    def __init__(self) -> None:
+        super().__init__("The file is empty.")
+
+
+class FileTooLarge(InvalidInput):
+    reason = "file_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The file is {size} bytes, over the limit of {limit} bytes.", limit_bytes=limit
+        )
+
+
+class UnsupportedFormat(InvalidInput):
+    reason = "unsupported_format"
+
+    def __init__(self, accepted: Sequence[str]) -> None:
+        super().__init__(
+            "The file is not an image in an accepted format. Accepted formats: "
+            + ", ".join(accepted) + ".",
+            accepted_formats=list(accepted),
+        )
+
+
+class TooManyPixels(InvalidInput):
+    reason = "too_many_pixels"
+
+    def __init__(self, limit: int, width: int | None = None, height: int | None = None) -> None:
+        if width is None or height is None:
+            detail = f"The image has more than the limit of {limit} pixels."
+        else:
+            detail = (f"The image is {width}x{height} = {width * height} pixels, over the limit "
+                      f"of {limit} pixels.")
+        super().__init__(detail)
+
+
+class Undecodable(InvalidInput):
+    """The bytes claim an accepted format but cannot be decoded (by Pillow or the model)."""
+
+    reason = "undecodable"
+
+
+class TooManyFiles(InvalidInput):
+    reason = "too_many_files"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"The request has {count} files; at most {limit} are accepted.", max_files=limit
+        )
+
+
+class SeveralFiles(InvalidInput):
+    """/predict got more than one `file` part (FastAPI would answer for the last alone)."""
+
+    reason = "several_files"
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"The request has {count} `file` parts; send exactly one (/predict/batch takes "
+            "several)."
+        )
+
+
+class NotBrainMRI(InvalidInput):
+    """The input gate's score is below its threshold (reserved: no model has a gate yet)."""
+
+    reason = "not_brain_mri"
+
+    def __init__(self, score: float, threshold: float) -> None:
+        super().__init__(
+            f"The image does not look like a brain MRI slice: its score {score:.3f} is below "
+            f"the model's threshold {threshold:.3f}.",
+            brain_mri_score=score,
+            brain_mri_threshold=threshold,
+        )
+        self.score = score
+        self.threshold = threshold
+
+
+class Unauthenticated(ServiceError):
+    """The route needs the API key and the request lacks it (or sent a wrong one)."""
+
+    reason = "unauthorized"
+
+    def __init__(self, header: str) -> None:
+        super().__init__(f"A valid API key is required in the {header} header.")
+        self.header = header
+
+
+# The service cannot answer now: the same request may succeed later.
+
+
+class Unavailable(ServiceError):
+    """A temporary refusal; clients should retry after a while."""
+
+    reason = "unavailable"
+
+
+class ModelNotReady(Unavailable):
+    reason = "not_ready"
+
+    def __init__(self, why: str, state: str) -> None:
+        super().__init__(f"The service is not ready: {why}.", state=state)
+
+
+class QueueFull(Unavailable):
+    """The batcher's queue has no room for the request's images (or it is shutting down)."""
+
+    reason = "queue_full"
+
+    def __init__(self, why: str = "the queue is full") -> None:
+        super().__init__("The service is at capacity (the queue is full); retry shortly.")
+        self.why = why
+
+
+class BatcherStopped(QueueFull):
+    """The batcher is shutting down and takes no new work."""
+
+    def __init__(self) -> None:
+        super().__init__("the model worker is shutting down")
+
+
+# Not a request's fault: the model cannot be served at all.
+
+
+class ModelLoadError(RuntimeError):
+    """The model folder is missing, ambiguous or corrupt; the message says which and where."""
