@@ -7,19 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_process import RunningServer, service_process
-
-EDGE_API_KEY = "edge-test-key"
-EDGE_SETTINGS = {
-    "MRI_API_KEY": EDGE_API_KEY,
-    "MRI_MAX_HEADER_BYTES": "8192",
-    "MRI_HEADER_TIMEOUT_SECONDS": "2",
-    "MRI_BODY_TIMEOUT_SECONDS": "4",
-    "MRI_MAX_CONNECTIONS": "4",
-    "MRI_LOG_FORMAT": "json",
-    "MRI_ACCESS_LOG": "true",
-    "MRI_MAX_WAIT_MS": "2",
-}
+from server_process import EDGE_SETTINGS, RunningServer, service_process
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ settings given, waited on until ready, stopped with SIGTERM (its exit status is 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,10 +14,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+# The shared edge server (conftest.py): small limits, so the bounds are reached quickly.
+EDGE_API_KEY = "edge-test-key"
+EDGE_SETTINGS = {
+    "MRI_API_KEY": EDGE_API_KEY,
+    "MRI_MAX_HEADER_BYTES": "8192",
+    "MRI_HEADER_TIMEOUT_SECONDS": "2",
+    "MRI_BODY_TIMEOUT_SECONDS": "4",
+    "MRI_MAX_CONNECTIONS": "4",
+    "MRI_LOG_FORMAT": "json",
+    "MRI_ACCESS_LOG": "true",
+    "MRI_MAX_WAIT_MS": "2",
+}
 
 
 def free_port() -> int:
@@ -86,3 +100,15 @@ def service_process(
         finally:
             if process.poll() is None:
                 server.stop()
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """Status, headers and JSON body of one answer; then the server must close the socket."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    pairs = (line.split(": ", 1) for line in lines[1:])
+    headers = {name.lower(): value for name, value in pairs}
+    return int(lines[0].split()[1]), headers, json.loads(body)

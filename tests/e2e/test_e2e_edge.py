@@ -9,12 +9,10 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import Any
 
 import httpx
 import pytest
-from conftest import EDGE_API_KEY
-from server_process import RunningServer
+from server_process import EDGE_API_KEY, RunningServer, read_answer
 
 pytestmark = pytest.mark.e2e
 
@@ -25,18 +23,6 @@ def connect(server: RunningServer) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.settimeout(20)
     return sock
-
-
-def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """Status, headers and JSON body of one answer; then the server must close the socket."""
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    pairs = (line.split(": ", 1) for line in lines[1:])
-    headers = {name.lower(): value for name, value in pairs}
-    return int(lines[0].split()[1]), headers, json.loads(body)
 
 
 def send_ignoring_reset(sock: socket.socket, data: bytes) -> None:

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from server_process import service_process
-from test_e2e_edge import read_answer
+from server_process import read_answer, service_process
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EDGE_API_KEY
-from server_process import RunningServer
+from server_process import EDGE_API_KEY, RunningServer
 
 pytestmark = pytest.mark.e2e
 
