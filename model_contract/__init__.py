@@ -19,6 +19,7 @@ from model_contract.canonical import (
     PASSTHROUGH_MODES,
     canonical_bytes,
     canonical_from_image,
+    load_image,
     passes_through,
     to_8bit,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "OodRefusal",
     "canonical_bytes",
     "canonical_from_image",
+    "load_image",
     "card_from_dict",
     "card_to_dict",
     "find_version_dir",

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads that check and convert uploads (default: CPUs, at most 4).",
     )
+    decode_memory_bytes: int = Field(
+        default=256 * MiB, ge=16 * MiB, description="Memory the uploads being decoded may hold "
+        "at once (estimated from their headers); a decode that does not fit waits its turn."
+    )
     retry_after_seconds: int = Field(
         default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
     )

@@ -14,8 +14,9 @@ from pathlib import Path
 from model_contract import CardError, LayoutError, find_version_dir, read_card
 from service.batching import MicroBatcher
 from service.config import Settings
+from service.decode_budget import DecodeBudget
 from service.errors import ModelLoadError, ModelNotReady
-from service.images import PreparedImage, prepare_image
+from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
 from service.model import ModelRunner, configure_tensorflow_threads
 
@@ -53,6 +54,7 @@ class Runtime:
         self.decode_pool = ThreadPoolExecutor(
             settings.decode_threads, thread_name_prefix="upload-check"
         )
+        self.decode_budget = DecodeBudget(settings.decode_memory_bytes)
         self._loaded = threading.Event()
         self._loader: threading.Thread | None = None
 
@@ -120,8 +122,12 @@ class Runtime:
         return self.runner, self.batcher
 
     async def prepare(self, data: bytes) -> PreparedImage:
-        """Check and convert one upload off the event loop; raise InvalidInput when it fails."""
+        """Check and convert one upload off the event loop; raise InvalidInput when it fails.
+        The header is read first, and the decode waits for its bytes in the decode budget."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.decode_pool, prepare_image, data, self.settings.max_pixels
-        )
+        max_pixels = self.settings.max_pixels
+        cost = await loop.run_in_executor(self.decode_pool, decode_cost, data, max_pixels)
+        async with self.decode_budget.reserve(cost):
+            return await loop.run_in_executor(
+                self.decode_pool, prepare_image, data, max_pixels
+            )

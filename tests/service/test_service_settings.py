@@ -27,6 +27,7 @@ def test_environment_variables_set_every_field(
         "MRI_GRACEFUL_SHUTDOWN_SECONDS": "3", "MRI_MAX_HEADER_BYTES": "4096",
         "MRI_HEADER_TIMEOUT_SECONDS": "5", "MRI_BODY_TIMEOUT_SECONDS": "30",
         "MRI_MAX_CONNECTIONS": "64", "MRI_LOG_FORMAT": "json", "MRI_EXIT_ON_LOAD_FAILURE": "false",
+        "MRI_DECODE_MEMORY_BYTES": "33554432",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
