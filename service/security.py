@@ -16,6 +16,11 @@ from service.problems import problem_response, record_rejection, to_problem
 API_KEY_HEADER = "X-API-Key"
 PROTECTED_PREFIX = "/predict"
 
+
+def is_prediction(path: str) -> bool:
+    """/predict and the routes under it (not /predictions)."""
+    return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+
 # HTML pages that set none of their own get the strictest policy.
 DEFAULT_HTML_POLICY = (
     "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -44,7 +49,7 @@ class ApiKeyMiddleware:
         if (
             scope["type"] == "http"
             and self.api_key is not None
-            and scope["path"].startswith(PROTECTED_PREFIX)
+            and is_prediction(scope["path"])
             and not api_key_matches(self.api_key, Headers(scope=scope).get(API_KEY_HEADER))
         ):
             problem = to_problem(Unauthenticated(API_KEY_HEADER), retry_after_seconds=0)
@@ -66,7 +71,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        predictions = scope["path"].startswith(PROTECTED_PREFIX)
+        predictions = is_prediction(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
