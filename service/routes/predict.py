@@ -20,7 +20,8 @@ router = APIRouter(tags=["predict"])
 BATCH_PATH = "/predict/batch"
 
 ACCEPTED_NOTE = (
-    "PNG, JPEG, BMP, TIFF, GIF or WebP; 8- or 16-bit greyscale, RGB, RGBA, palette or CMYK. "
+    "PNG, JPEG, BMP, TIFF, GIF or WebP; 8-, 16- or 32-bit (integer or float) greyscale, RGB, "
+    "RGBA, palette or CMYK. "
     "The format is read from the bytes, not the file name."
 )
 
