@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from server_process import service_process
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,34 +43,9 @@ def playwright_api() -> Any:
 @pytest.fixture(scope="module")
 def server_url(exported_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     log = tmp_path_factory.mktemp("browser-server") / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port),
-             "--model-dir", str(exported_model_dir)],
-            cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "MRI_ACCESS_LOG": "false"},
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            else:
-                pytest.fail(f"service not ready: {log.read_text()}")
-            yield url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(30)
+    with service_process(exported_model_dir, log) as server:
+        yield server.url
 
 
 @pytest.fixture
