@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 # The shared edge server (tests/e2e/conftest.py): small limits, so the bounds are reached quickly.
 EDGE_API_KEY = "edge-test-key"
 EDGE_SETTINGS = {

@@ -9,6 +9,7 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from server_process import read_answer, service_process
 
@@ -27,7 +28,10 @@ def test_a_request_cut_by_the_grace_period_gets_503_and_the_exit_is_clean(
                 b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Request-ID: cut-1\r\n"
                 b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 900\r\n\r\n--b"
             )  # the rest of the body never comes: the request is still running at SIGTERM
-            time.sleep(0.5)
+            # Let the server read those headers (a later round trip on another connection
+            # means the loop has seen the earlier bytes) before the signal.
+            time.sleep(1.0)
+            assert httpx.get(f"{server.url}/health/live", timeout=30).status_code == 200
             server.process.send_signal(signal.SIGTERM)
             status, headers, body = read_answer(sock)
         code = server.stop()
