@@ -7,7 +7,9 @@ and Pillow (no TensorFlow), so it loads in a fraction of a second on either side
 - `layout`: the `<models dir>/<name>/<version>/` folders and the one scanner of versions;
 - `card`: the model card's schema (typed dataclasses), its one reader and one writer;
 - `canonical`: the canonical-bytes rule, which turns any accepted image into bytes the
-  exported graph decodes.
+  exported graph decodes;
+- `dicom`: the DICOM pixel rule (a DICOM file -> the 8-bit frames a viewer shows) and its
+  checks; not re-exported here, since it imports pydicom: `from model_contract import dicom`.
 
 docs/model-contract.md describes the same contract in prose; tests/contract checks the two
 agree.

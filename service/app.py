@@ -27,7 +27,7 @@ from service.limits import (
 from service.logs import REQUEST_ID_HEADER, with_request_ids
 from service.metrics import Metrics
 from service.problems import install_problem_handlers, relabel_error_media_types
-from service.routes import health, metrics, model, predict, ui
+from service.routes import convert, health, metrics, model, predict, ui
 from service.runtime import Runtime
 from service.security import API_KEY_HEADER, ApiKeyMiddleware, SecurityHeadersMiddleware
 
@@ -40,7 +40,7 @@ Errors are RFC 9457 problem details (`application/problem+json`) carrying the re
 `request_id`; every answer echoes it in `X-Request-ID` (sent by the client, or made here).
 """
 
-ROUTE_MODULES = (predict, health, model, metrics, ui)
+ROUTE_MODULES = (predict, convert, health, model, metrics, ui)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

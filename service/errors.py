@@ -63,12 +63,15 @@ class UnsupportedFormat(InvalidInput):
 class TooManyPixels(InvalidInput):
     reason = "too_many_pixels"
 
-    def __init__(self, limit: int, width: int | None = None, height: int | None = None) -> None:
-        if width is None or height is None:
+    def __init__(
+        self, limit: int, width: int | None = None, height: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if detail is None and (width is None or height is None):
             detail = f"The image has more than the limit of {limit} pixels."
-        else:
-            detail = (f"The image is {width}x{height} = {width * height} pixels, over the limit "
-                      f"of {limit} pixels.")
+        elif detail is None:
+            detail = (f"The image is {width}x{height} = {(width or 0) * (height or 0)} pixels, "
+                      f"over the limit of {limit} pixels.")
         super().__init__(detail)
 
 
@@ -97,6 +100,72 @@ class SeveralFiles(InvalidInput):
             f"The request has {count} `file` parts; send exactly one (/predict/batch takes "
             "several)."
         )
+
+
+class UnsupportedTransferSyntax(InvalidInput):
+    """A DICOM file whose pixel data is encoded in a way no installed decoder reads."""
+
+    reason = "unsupported_transfer_syntax"
+
+    def __init__(self, detail: str, uid: str | None) -> None:
+        super().__init__(detail, transfer_syntax_uid=uid)
+
+
+class UnsupportedModality(InvalidInput):
+    """A DICOM image of another modality than MR (a CT, an X-ray...)."""
+
+    reason = "unsupported_modality"
+
+    def __init__(self, detail: str, modality: str | None, accepted: Sequence[str]) -> None:
+        super().__init__(detail, modality=modality, accepted_modalities=list(accepted))
+
+
+class NoPixelData(InvalidInput):
+    """A DICOM object without an image (a structured report, an RT plan...)."""
+
+    reason = "no_pixel_data"
+
+
+class UnsupportedPixels(InvalidInput):
+    """DICOM pixel data that is not greyscale (colour, palette) or has invalid attributes."""
+
+    reason = "unsupported_pixels"
+
+
+class Truncated(InvalidInput):
+    """A file that ends before its data does (an interrupted copy or upload)."""
+
+    reason = "truncated"
+
+
+class MultiFrame(InvalidInput):
+    """A multi-frame DICOM object sent to the one-image route."""
+
+    reason = "multi_frame"
+
+    def __init__(self, frames: int, batch_route: str) -> None:
+        super().__init__(
+            f"The DICOM file holds {frames} frames; /predict classifies one image. Send it to "
+            f"{batch_route} for one result per frame.",
+            frames=frames,
+            batch_route=batch_route,
+        )
+
+
+class FrameOutOfRange(InvalidInput):
+    reason = "frame_out_of_range"
+
+    def __init__(self, frame: int, frames: int) -> None:
+        super().__init__(f"Frame {frame} was asked for; the file has {frames}.", frames=frames)
+
+
+class NotAcceptable(InvalidInput):
+    """The client asked for a representation the service cannot make for this input."""
+
+    reason = "not_acceptable"
+
+    def __init__(self, detail: str, available: Sequence[str]) -> None:
+        super().__init__(detail, available_media_types=list(available))
 
 
 class NotBrainMRI(InvalidInput):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from model_contract import canonical_from_image, load_image, passes_through
+from model_contract.dicom import DicomIdentity
 from service.errors import EmptyFile, TooManyPixels, Undecodable, UnsupportedFormat
 
 logger = logging.getLogger("service")
@@ -22,6 +23,8 @@ logger = logging.getLogger("service")
 # What an upload may be. Restricting Pillow's sniffing to these also keeps plugins such as
 # EPS (which would start Ghostscript) away from untrusted bytes.
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
+# What the 415 answer lists: Pillow's formats, and DICOM (recognised by its `DICM` marker).
+ADVERTISED_FORMATS = (*ACCEPTED_FORMATS, "DICOM")
 # Pillow's JPEG reader names multi-picture JPEGs (from cameras) "MPO".
 OPENED_FORMATS = frozenset({*ACCEPTED_FORMATS, "MPO"})
 # How each accepted format's files begin: bytes that start like one of them but that Pillow
@@ -51,6 +54,8 @@ class PreparedImage:
     width: int
     height: int
     converted: bool
+    dicom: DicomIdentity | None = None  # a DICOM file's UIDs and modality, nothing else
+    frame: int | None = None  # a DICOM image's frame number, from 1
 
 
 def sniffed_format(data: bytes) -> str | None:
@@ -68,7 +73,7 @@ def _open_header(data: bytes, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError:
         claimed = sniffed_format(data)
         if claimed is None:
-            raise UnsupportedFormat(ACCEPTED_FORMATS) from None
+            raise UnsupportedFormat(ADVERTISED_FORMATS) from None
         logger.info("upload starts like %s but Pillow cannot open it", claimed)
         raise Undecodable(f"The file starts like a {claimed} image but is damaged.") from None
     except Image.DecompressionBombError:
@@ -81,7 +86,7 @@ def _open_header(data: bytes, max_pixels: int) -> Image.Image:
 def _check_header(image: Image.Image, max_pixels: int) -> str:
     image_format = image.format or "UNKNOWN"
     if image_format not in OPENED_FORMATS:
-        raise UnsupportedFormat(ACCEPTED_FORMATS)
+        raise UnsupportedFormat(ADVERTISED_FORMATS)
     width, height = image.size
     if width * height > max_pixels:
         raise TooManyPixels(max_pixels, width, height)

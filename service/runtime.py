@@ -12,9 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from model_contract import CardError, LayoutError, find_version_dir, read_card
+from model_contract.dicom import is_dicom
 from service.batching import MicroBatcher
 from service.config import Settings
 from service.decode_budget import DecodeBudget
+from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
@@ -34,6 +36,22 @@ def public_reason(error: Exception, model_dir: Path) -> str:
     for form in sorted({str(model_dir.resolve()), str(model_dir)}, key=len, reverse=True):
         message = message.replace(form, "MRI_MODEL_DIR")
     return f"the model could not be loaded: {message}"
+
+
+def prepare_upload(data: bytes, max_pixels: int) -> list[PreparedImage]:
+    """DICOM is recognised from its bytes (the `DICM` marker), never from the file name."""
+    if is_dicom(data):
+        return prepare_dicom(data, max_pixels)
+    return [prepare_image(data, max_pixels)]
+
+
+def upload_cost(data: bytes, max_pixels: int) -> int:
+    """The bytes decoding this upload may hold at its peak. For DICOM the header is not read
+    here: 16 bytes per byte of the file covers uncompressed 16-bit pixels and their float
+    conversion (a compressed file may take more)."""
+    if is_dicom(data):
+        return 16 * len(data)
+    return decode_cost(data, max_pixels)
 
 
 class RuntimeState(enum.StrEnum):
@@ -121,13 +139,14 @@ class Runtime:
             raise ModelNotReady(self.reason, self.state.value)
         return self.runner, self.batcher
 
-    async def prepare(self, data: bytes) -> PreparedImage:
-        """Check and convert one upload off the event loop; raise InvalidInput when it fails.
-        The header is read first, and the decode waits for its bytes in the decode budget."""
+    async def prepare(self, data: bytes) -> list[PreparedImage]:
+        """Check and convert one upload off the event loop (one image, or one per frame of a
+        DICOM file); raise InvalidInput when it fails. The header is read first, and the
+        decode waits for its bytes in the decode budget."""
         loop = asyncio.get_running_loop()
         max_pixels = self.settings.max_pixels
-        cost = await loop.run_in_executor(self.decode_pool, decode_cost, data, max_pixels)
+        cost = await loop.run_in_executor(self.decode_pool, upload_cost, data, max_pixels)
         async with self.decode_budget.reserve(cost):
             return await loop.run_in_executor(
-                self.decode_pool, prepare_image, data, max_pixels
+                self.decode_pool, prepare_upload, data, max_pixels
             )

@@ -14,27 +14,49 @@ class ModelRef(BaseModel):
     version: int = Field(description="The served version (the highest numeric folder).")
 
 
+class DicomRef(BaseModel):
+    """A DICOM input's identity: its UIDs and modality, and nothing else from its header."""
+
+    sop_instance_uid: str | None = Field(description="SOP Instance UID (0008,0018).")
+    series_instance_uid: str | None = Field(description="Series Instance UID (0020,000E).")
+    study_instance_uid: str | None = Field(description="Study Instance UID (0020,000D).")
+    modality: str | None = Field(description="Modality (0008,0060).", examples=["MR"])
+
+
+DICOM_FIELD_DESCRIPTION = (
+    "For a DICOM upload: the object's UIDs and modality (no patient data); null otherwise."
+)
+
+
 class Prediction(BaseModel):
     label: str = Field(description="The model card's positive class when tumor_probability >= "
                        "threshold, else the other class.", examples=["tumor"])
     tumor_probability: float = Field(ge=0.0, le=1.0, description="P(tumor), in [0, 1].")
     threshold: float = Field(ge=0.0, le=1.0, description="The model card's decision threshold.")
     model: ModelRef
+    dicom: DicomRef | None = Field(default=None, description=DICOM_FIELD_DESCRIPTION)
 
 
 class BatchItem(BaseModel):
     """One file's outcome: the fields of a prediction, or `error` for that file alone."""
 
     filename: str = Field(description="The file name the client sent (may be empty).")
+    frame: int | None = Field(
+        default=None, ge=1, description="For a DICOM upload: the frame this result is for, "
+        "from 1 (a multi-frame file gets one result per frame)."
+    )
     label: str | None = None
     tumor_probability: float | None = Field(default=None, ge=0.0, le=1.0)
     threshold: float | None = None
     model: ModelRef | None = None
+    dicom: DicomRef | None = None
     error: ProblemDetails | None = None
 
 
 class BatchPrediction(BaseModel):
-    results: list[BatchItem] = Field(description="One entry per file, in request order.")
+    results: list[BatchItem] = Field(
+        description="One entry per file (per frame of a multi-frame DICOM file), in request order."
+    )
     model: ModelRef
 
 

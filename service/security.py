@@ -14,12 +14,12 @@ from service.metrics import Metrics
 from service.problems import problem_response, record_rejection, to_problem
 
 API_KEY_HEADER = "X-API-Key"
-PROTECTED_PREFIX = "/predict"
+PROTECTED_PATHS = frozenset({"/predict", "/predict/batch", "/convert"})
 
 
-def is_prediction(path: str) -> bool:
-    """/predict and the routes under it (not /predictions)."""
-    return path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+def is_protected(path: str) -> bool:
+    """The routes that take uploads: they need the key (when set) and are never cached."""
+    return path in PROTECTED_PATHS
 
 # HTML pages that set none of their own get the strictest policy.
 DEFAULT_HTML_POLICY = (
@@ -37,7 +37,7 @@ def api_key_matches(expected: SecretStr | None, provided: str | None) -> bool:
 
 
 class ApiKeyMiddleware:
-    """Refuses a /predict request without the key from its headers alone, so an upload without
+    """Refuses an upload request without the key from its headers alone, so an upload without
     a key is never received (the route's dependency documents the key in OpenAPI)."""
 
     def __init__(self, app: ASGIApp, api_key: SecretStr | None, metrics: Metrics) -> None:
@@ -49,7 +49,7 @@ class ApiKeyMiddleware:
         if (
             scope["type"] == "http"
             and self.api_key is not None
-            and is_prediction(scope["path"])
+            and is_protected(scope["path"])
             and not api_key_matches(self.api_key, Headers(scope=scope).get(API_KEY_HEADER))
         ):
             problem = to_problem(Unauthenticated(API_KEY_HEADER), retry_after_seconds=0)
@@ -62,7 +62,8 @@ class ApiKeyMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """`nosniff` on every answer, a CSP on HTML pages without one, `no-store` on predictions."""
+    """`nosniff` on every answer, a CSP on HTML pages without one, `no-store` on the answers to
+    uploads (predictions, conversions)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -71,7 +72,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        predictions = is_prediction(scope["path"])
+        uploads = is_protected(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -80,7 +81,7 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 if headers.get("content-type", "").startswith("text/html"):
                     headers.setdefault("Content-Security-Policy", DEFAULT_HTML_POLICY)
-                if predictions:
+                if uploads:
                     headers["Cache-Control"] = "no-store"
             await send(message)
 

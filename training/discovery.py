@@ -58,6 +58,7 @@ class ImageRecord:
     sha256: str  # of the file's bytes as stored
     data: bytes  # canonical bytes (training/images.py)
     metadata: ImageMetadata  # of the file as stored, for the metadata-only baseline
+    study_uid: str | None = None  # DICOM only: slices of one study are grouped together
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ def scan_images(layout: ClassLayout, min_images_per_class: int = 1) -> ScanResul
                     sha256=hashlib.sha256(raw).hexdigest(),
                     data=image.canonical,
                     metadata=image.metadata,
+                    study_uid=image.study_uid,
                 )
             )
         except UnreadableImage as error:

@@ -6,6 +6,10 @@ greyscale, EXIF-transposed image. Two images whose hashes differ in at most
 `DEFAULT_MAX_DISTANCE` of the 64 bits are linked, and groups are the connected components of
 those links (scipy's `connected_components`), so a chain of near-copies ends up in one group.
 
+DICOM files carry what no hash sees: which study (scan session) a slice comes from. Slices of
+one study are linked too (by Study Instance UID), so one patient's neighbouring slices, which
+look alike without being near-copies, never straddle splits.
+
 Why 6 bits: measured on the 3,711-image development set, a distance of <= 6 gives 1,500 groups
 (largest 29 files, 6 with both labels); <= 8 starts merging distinct slices of one scan
 (largest group 116) and <= 10 collapses the set (a group of 1,083). Re-encoding, brightening
@@ -35,7 +39,8 @@ _ROWS_PER_CHUNK = 1024
 PROGRESS_EVERY = 1000
 METHOD = (
     "sha256 exact duplicates + imagehash.phash (64-bit) of the greyscale, EXIF-transposed "
-    "image; connected components of the pairs with Hamming distance <= max_distance"
+    "image; connected components of the pairs with Hamming distance <= max_distance, and of "
+    "DICOM files sharing a Study Instance UID"
 )
 
 
@@ -108,10 +113,21 @@ def hamming_distances(hashes: np.ndarray, rows: slice | None = None) -> np.ndarr
 
 def exact_duplicate_pairs(records: Sequence[ImageRecord]) -> list[tuple[int, int]]:
     """(first file with these bytes, later copy) for every byte-identical copy."""
-    first_with_sha: dict[str, int] = {}
+    return _pairs_sharing([record.sha256 for record in records])
+
+
+def same_study_pairs(records: Sequence[ImageRecord]) -> list[tuple[int, int]]:
+    """(first DICOM file of a study, later file of that study) for every DICOM study."""
+    return _pairs_sharing([record.study_uid for record in records])
+
+
+def _pairs_sharing(keys: Sequence[str | None]) -> list[tuple[int, int]]:
+    first_with_key: dict[str, int] = {}
     pairs = []
-    for index, record in enumerate(records):
-        first = first_with_sha.setdefault(record.sha256, index)
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        first = first_with_key.setdefault(key, index)
         if first != index:
             pairs.append((first, index))
     return pairs
@@ -179,10 +195,11 @@ def group_images(
 ) -> Grouping:
     """Assign every record a group id ("g00001", numbered in record order)."""
     exact = exact_duplicate_pairs(records)
+    linked = exact + same_study_pairs(records)
     hashes = perceptual_hashes(records)
     near_rows, near_cols = near_duplicate_pairs(hashes, max_distance)
-    rows = np.concatenate([near_rows, np.array([a for a, _ in exact], dtype=np.int64)])
-    cols = np.concatenate([near_cols, np.array([b for _, b in exact], dtype=np.int64)])
+    rows = np.concatenate([near_rows, np.array([a for a, _ in linked], dtype=np.int64)])
+    cols = np.concatenate([near_cols, np.array([b for _, b in linked], dtype=np.int64)])
     groups = component_names(len(records), rows, cols)
     return Grouping(
         groups=groups,

@@ -1,8 +1,9 @@
 """Reading image files into the canonical bytes the exported graph decodes.
 
-The rule itself is the contract's (model_contract/canonical.py), shared with the service; this
-module opens each file once, turns Pillow's failures into `UnreadableImage` with a reason, and
-records the stored file's metadata for the metadata-only baseline.
+The rules themselves are the contract's, shared with the service: model_contract/canonical.py
+for ordinary images, model_contract/dicom.py for DICOM files (recognised from their bytes, as
+the service does). This module opens each file once, turns failures into `UnreadableImage` with
+a reason, and records the stored file's metadata for the metadata-only baseline.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from model_contract import canonical_from_image, load_image
+from model_contract.dicom import DicomError, frame_png, is_dicom, read_dicom
 
 
 class UnreadableImage(ValueError):
@@ -33,10 +35,32 @@ class ReadImage:
 
     canonical: bytes
     metadata: ImageMetadata
+    study_uid: str | None = None  # a DICOM file's Study Instance UID, for grouping
+
+
+def _read_dicom(data: bytes) -> ReadImage:
+    """A single-frame MR DICOM file as the 8-bit slice a viewer shows (the contract's rule).
+    A multi-frame file is refused: its frames would share one near-duplicate group only by
+    luck, so they must be exported as files of their own to be split honestly."""
+    try:
+        slices = read_dicom(data)
+    except DicomError as error:
+        raise UnreadableImage(f"DICOM: {error}") from error
+    frames = slices.frames
+    if len(frames) != 1:
+        raise UnreadableImage(
+            f"a multi-frame DICOM file ({len(frames)} frames); save one frame per file to "
+            "train on it"
+        )
+    height, width = frames[0].shape
+    metadata = ImageMetadata(width, height, "L", "DICOM")
+    return ReadImage(frame_png(frames[0]), metadata, slices.identity.study_instance_uid)
 
 
 def read_image(data: bytes) -> ReadImage:
-    """Decode the file once; raise UnreadableImage when Pillow cannot."""
+    """Decode the file once; raise UnreadableImage when it cannot be."""
+    if is_dicom(data):
+        return _read_dicom(data)
     try:
         with Image.open(io.BytesIO(data)) as image:
             metadata = ImageMetadata(

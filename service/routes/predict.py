@@ -1,47 +1,141 @@
-"""POST /predict (one image) and POST /predict/batch (several, each answered on its own)."""
+"""POST /predict (one image) and POST /predict/batch (several, each answered on its own).
+
+A DICOM file is recognised from its bytes and converted by the contract's pixel rule; its
+answers carry its UIDs (`dicom`). /predict answers a DICOM Structured Report instead of JSON
+when the client asks for `application/dicom`; /predict/batch gives one result per frame.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from model_contract import ModelCard
+from model_contract.dicom import DicomIdentity
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
-from service.errors import FileTooLarge, ServiceError, SeveralFiles, TooManyFiles
+from service.dicom_report import MEDIA_TYPE as DICOM_MEDIA_TYPE
+from service.dicom_report import Finding, structured_report
+from service.errors import (
+    FileTooLarge,
+    MultiFrame,
+    NotAcceptable,
+    ServiceError,
+    SeveralFiles,
+    TooManyFiles,
+)
 from service.images import PreparedImage
 from service.metrics import Metrics
 from service.problems import ProblemDetails, problem_responses, record_rejection, to_problem
 from service.runtime import Runtime
-from service.schemas import BatchItem, BatchPrediction, ModelRef, Prediction
+from service.schemas import BatchItem, BatchPrediction, DicomRef, ModelRef, Prediction
 
 router = APIRouter(tags=["predict"])
 BATCH_PATH = "/predict/batch"
+JSON_MEDIA_TYPE = "application/json"
 
 ACCEPTED_NOTE = (
-    "PNG, JPEG, BMP, TIFF, GIF or WebP; 8-, 16- or 32-bit (integer or float) greyscale, RGB, "
-    "RGBA, palette or CMYK. "
-    "The format is read from the bytes, not the file name."
+    "PNG, JPEG, BMP, TIFF, GIF or WebP (8-, 16- or 32-bit integer or float greyscale, RGB, "
+    "RGBA, palette or CMYK), or a DICOM Part 10 MR image (uncompressed, RLE, JPEG, JPEG-LS or "
+    "JPEG 2000). The format is read from the bytes, not the file name."
 )
+ACCEPT_NOTE = (
+    f"`{DICOM_MEDIA_TYPE}` to receive a DICOM Comprehensive SR referencing the input instead "
+    "of JSON (DICOM input only; 406 otherwise)."
+)
+REPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The prediction (JSON), or with `Accept: application/dicom` a DICOM "
+        "Comprehensive SR (TID 1500) referencing the input instance.",
+        "content": {DICOM_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
-def prediction_for(card: ModelCard, probability: float, metrics: Metrics) -> Prediction:
+def prediction_for(
+    card: ModelCard, probability: float, metrics: Metrics, prepared: PreparedImage
+) -> Prediction:
     label = card.label_for(probability)
     metrics.predictions.labels(label=label).inc()
+    identity = prepared.dicom
     return Prediction(
         label=label,
         tumor_probability=probability,
         threshold=card.threshold,
         model=ModelRef(name=card.name, version=card.version),
+        dicom=DicomRef(**identity.as_dict()) if identity is not None else None,
     )
 
 
-async def read_checked(upload: UploadFile, runtime: Runtime) -> PreparedImage:
+async def read_checked(upload: UploadFile, runtime: Runtime) -> list[PreparedImage]:
     limit = runtime.settings.max_upload_bytes
     if upload.size is not None and upload.size > limit:
         raise FileTooLarge(upload.size, limit)
     return await runtime.prepare(await upload.read())
+
+
+def answers_report(accept: str | None, prepared: PreparedImage) -> bool:
+    """True when the client asks for DICOM (before JSON); NotAcceptable when it does for an
+    input that is not DICOM, since a report must reference a DICOM instance."""
+    media_types = [part.split(";")[0].strip().lower() for part in (accept or "").split(",")]
+    if DICOM_MEDIA_TYPE not in media_types:
+        return False
+    if JSON_MEDIA_TYPE in media_types[: media_types.index(DICOM_MEDIA_TYPE)]:
+        return False
+    if prepared.dicom is None:
+        raise NotAcceptable(
+            f"A DICOM report ({DICOM_MEDIA_TYPE}) is made only for DICOM input; this file is "
+            f"{prepared.format}. Ask for {JSON_MEDIA_TYPE}.",
+            [JSON_MEDIA_TYPE],
+        )
+    return True
+
+
+async def report_response(
+    prediction: Prediction, identity: DicomIdentity, card: ModelCard
+) -> Response:
+    finding = Finding(
+        prediction.tumor_probability, prediction.label, card.positive_class,
+        prediction.threshold, prediction.model.name, prediction.model.version,
+    )
+    report = await run_in_threadpool(structured_report, identity, finding)
+    return Response(report, media_type=DICOM_MEDIA_TYPE)
+
+
+@router.post(
+    "/predict",
+    summary="Classify one brain MRI slice",
+    response_model=Prediction,
+    responses={
+        **REPORT_RESPONSE, **problem_responses(400, 401, 406, 408, 413, 415, 422, 503)
+    },
+)
+async def predict(
+    file: Annotated[UploadFile, File(description=f"One image. {ACCEPTED_NOTE}")],
+    request: Request,
+    runtime: RuntimeDep,
+    metrics: MetricsDep,
+    _: ApiKeyDep,
+    accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
+) -> Prediction | Response:
+    runner, batcher = runtime.ready_parts()
+    # FastAPI would take the last of several `file` parts and answer for it alone.
+    parts = len((await request.form()).getlist("file"))
+    if parts > 1:
+        raise SeveralFiles(parts)
+    images = await read_checked(file, runtime)
+    if len(images) > 1:
+        raise MultiFrame(len(images), BATCH_PATH)
+    prepared = images[0]
+    report = answers_report(accept, prepared)
+    probability = await batcher.predict(prepared.canonical)
+    prediction = prediction_for(runner.card, probability, metrics, prepared)
+    if report and prepared.dicom is not None:
+        return await report_response(prediction, prepared.dicom, runner.card)
+    return prediction
 
 
 def batch_error(error: BaseException, runtime: Runtime, metrics: Metrics) -> ProblemDetails:
@@ -53,27 +147,15 @@ def batch_error(error: BaseException, runtime: Runtime, metrics: Metrics) -> Pro
     return ProblemDetails.model_validate(problem.to_body(BATCH_PATH))
 
 
-@router.post(
-    "/predict",
-    summary="Classify one brain MRI slice",
-    response_model=Prediction,
-    responses=problem_responses(400, 401, 408, 413, 415, 422, 503),
-)
-async def predict(
-    file: Annotated[UploadFile, File(description=f"One image. {ACCEPTED_NOTE}")],
-    request: Request,
-    runtime: RuntimeDep,
-    metrics: MetricsDep,
-    _: ApiKeyDep,
-) -> Prediction:
-    runner, batcher = runtime.ready_parts()
-    # FastAPI would take the last of several `file` parts and answer for it alone.
-    parts = len((await request.form()).getlist("file"))
-    if parts > 1:
-        raise SeveralFiles(parts)
-    prepared = await read_checked(file, runtime)
-    probability = await batcher.predict(prepared.canonical)
-    return prediction_for(runner.card, probability, metrics)
+def batch_item(
+    filename: str, prepared: PreparedImage, answer: float | BaseException,
+    card: ModelCard, runtime: Runtime, metrics: Metrics,
+) -> BatchItem:
+    if isinstance(answer, BaseException):
+        error = batch_error(answer, runtime, metrics)
+        return BatchItem(filename=filename, frame=prepared.frame, error=error)
+    prediction = prediction_for(card, answer, metrics, prepared)
+    return BatchItem(filename=filename, frame=prepared.frame, **prediction.model_dump())
 
 
 @router.post(
@@ -86,7 +168,8 @@ async def predict(
 async def predict_batch(
     files: Annotated[
         list[UploadFile],
-        File(description=f"1 to MRI_MAX_BATCH_FILES (default 32) images. {ACCEPTED_NOTE}"),
+        File(description=f"1 to MRI_MAX_BATCH_FILES (default 32) files. {ACCEPTED_NOTE} "
+             "A multi-frame DICOM file gets one result per frame."),
     ],
     runtime: RuntimeDep,
     metrics: MetricsDep,
@@ -103,18 +186,19 @@ async def predict_batch(
     for outcome in checked:
         if isinstance(outcome, BaseException) and not isinstance(outcome, ServiceError):
             raise outcome
-    good = [outcome for outcome in checked if isinstance(outcome, PreparedImage)]
+    good = [image for outcome in checked if isinstance(outcome, list) for image in outcome]
     futures = batcher.submit_many([prepared.canonical for prepared in good])
     answers = iter(await asyncio.gather(*futures, return_exceptions=True))
 
     results: list[BatchItem] = []
     for upload, outcome in zip(files, checked, strict=True):
         filename = upload.filename or ""
-        answer = next(answers) if isinstance(outcome, PreparedImage) else outcome
-        if isinstance(answer, BaseException):
-            error = batch_error(answer, runtime, metrics)
+        if isinstance(outcome, BaseException):
+            error = batch_error(outcome, runtime, metrics)
             results.append(BatchItem(filename=filename, error=error))
-        else:
-            prediction = prediction_for(card, answer, metrics)
-            results.append(BatchItem(filename=filename, **prediction.model_dump()))
+            continue
+        for prepared in outcome:
+            results.append(
+                batch_item(filename, prepared, next(answers), card, runtime, metrics)
+            )
     return BatchPrediction(results=results, model=ModelRef(name=card.name, version=card.version))

@@ -1,4 +1,5 @@
-// The upload page: send the chosen image to POST /predict and show the answer.
+// The upload page: send the chosen image to POST /predict and show the answer, then show the
+// image the model classified (POST /convert: a DICOM file converted to the 8-bit slice).
 "use strict";
 
 const form = document.getElementById("upload-form");
@@ -8,6 +9,11 @@ const button = document.getElementById("submit");
 const preview = document.getElementById("preview");
 const result = document.getElementById("result");
 const errorBox = document.getElementById("error");
+const classified = document.getElementById("classified");
+const classifiedImage = document.getElementById("classified-image");
+const dicomLine = document.getElementById("dicom");
+// What browsers cannot show themselves; the page shows the server's conversion instead.
+const NOT_PREVIEWABLE = /\.(dcm|dicom|tiff?)$/i;
 
 function show(element, visible) {
   element.hidden = !visible;
@@ -17,13 +23,21 @@ fileInput.addEventListener("change", () => {
   const file = fileInput.files[0];
   show(result, false);
   show(errorBox, false);
-  if (file && file.type !== "image/tiff") {
+  show(classified, false);
+  if (file && file.type.startsWith("image/") && !NOT_PREVIEWABLE.test(file.name)) {
     preview.src = URL.createObjectURL(file);
     show(preview, true);
   } else {
     show(preview, false);
   }
 });
+
+async function showClassified(body, headers) {
+  const response = await fetch("/convert", { method: "POST", body, headers });
+  if (!response.ok) return;
+  classifiedImage.src = URL.createObjectURL(await response.blob());
+  show(classified, true);
+}
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -47,8 +61,14 @@ form.addEventListener("submit", async (event) => {
     document.getElementById("threshold").textContent = answer.threshold;
     document.getElementById("model").textContent =
       `${answer.model.name} version ${answer.model.version}`;
+    show(dicomLine, Boolean(answer.dicom));
+    if (answer.dicom) {
+      document.getElementById("modality").textContent = answer.dicom.modality;
+      document.getElementById("sop-uid").textContent = answer.dicom.sop_instance_uid;
+    }
     result.className = answer.label;
     show(result, true);
+    await showClassified(body, headers);
   } catch (error) {
     errorBox.textContent = error.message;
     show(result, false);

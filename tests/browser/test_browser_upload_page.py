@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from dicom_files import DICOM_MAKERS
+from synthetic_slices import synthetic_slice
 
 pytestmark = pytest.mark.browser
 
@@ -50,3 +52,24 @@ def test_a_refused_file_shows_the_problem(page: Any, server_url: str, tmp_path: 
     assert "Unsupported Media Type" in message and "Accepted formats" in message
     assert page.is_hidden("#result")
     page.screenshot(path=str(tmp_path / "upload-page-error.png"))
+
+
+def test_a_dicom_file_is_classified_and_its_converted_slice_shown(
+    page: Any, server_url: str, tmp_path: Path
+) -> None:
+    scan = tmp_path / "IM0001.dcm"
+    scan.write_bytes(DICOM_MAKERS["mr_12bit_signed_rescale_window"](synthetic_slice(5)))
+    expected = httpx.post(f"{server_url}/predict",
+                          files={"file": ("IM0001.dcm", scan.read_bytes())}).json()
+    page.goto(server_url + "/")
+    page.set_input_files("#file", str(scan))
+    assert page.is_hidden("#preview")  # a browser cannot show DICOM itself
+    page.click("#submit")
+    page.wait_for_selector("#classified-image", state="visible", timeout=20_000)
+    assert page.text_content("#label") == expected["label"]
+    assert page.text_content("#sop-uid") == expected["dicom"]["sop_instance_uid"]
+    size = page.eval_on_selector(
+        "#classified-image", "image => [image.naturalWidth, image.naturalHeight]"
+    )
+    assert size == [96, 80]  # the slice's own grid, converted by the server
+    page.screenshot(path=str(tmp_path / "upload-page-dicom.png"), full_page=True)

@@ -45,7 +45,7 @@ def test_openapi_describes_the_contract(client: TestClient) -> None:
     assert "application/problem+json" in predict["responses"]["415"]["content"]
     assert "HTTPValidationError" not in json.dumps(document)
     prediction = document["components"]["schemas"]["Prediction"]["properties"]
-    assert set(prediction) == {"label", "tumor_probability", "threshold", "model"}
+    assert set(prediction) == {"label", "tumor_probability", "threshold", "model", "dicom"}
     assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from service_helpers import assert_problem
 
-from service.images import ACCEPTED_FORMATS
+from service.images import ADVERTISED_FORMATS
 
 WORKING_SAMPLES = [
     "png_L", "png_RGB", "png_RGBA", "png_P", "png_1", "png_I16", "jpeg_L", "jpeg_RGB",
@@ -71,8 +71,8 @@ def test_format_is_sniffed_from_bytes_not_the_name(client: TestClient, png: byte
     assert predict(client, png, "notes.txt").status_code == 200
     assert predict(client, png, "scan.jpg").status_code == 200
     body = assert_problem(predict(client, b"%PDF-1.4 not an image", "scan.png"), 415)
-    assert body["accepted_formats"] == list(ACCEPTED_FORMATS)
-    for name in ACCEPTED_FORMATS:
+    assert body["accepted_formats"] == list(ADVERTISED_FORMATS)
+    for name in ADVERTISED_FORMATS:
         assert name in body["detail"]
 
 

@@ -22,7 +22,7 @@ from service.errors import (
     Undecodable,
     UnsupportedFormat,
 )
-from service.images import ACCEPTED_FORMATS, prepare_image
+from service.images import ADVERTISED_FORMATS, prepare_image
 from service.problems import to_problem
 from training.images import canonical_bytes as training_canonical
 
@@ -125,7 +125,7 @@ def test_checks_come_in_order() -> None:
     with pytest.raises(UnsupportedFormat) as text:
         prepare_image(b"hello", 100)
     assert status_and_reason(text.value) == (415, "unsupported_format")
-    assert text.value.fields["accepted_formats"] == list(ACCEPTED_FORMATS)
+    assert text.value.fields["accepted_formats"] == list(ADVERTISED_FORMATS)
     big = save(grey(), "PNG")  # 56x40 of noise: the pixel data spans bytes ~60 to ~2300
     with pytest.raises(TooManyPixels) as pixels:
         prepare_image(big[:200], 100)  # truncated, but the header alone is over the limit
