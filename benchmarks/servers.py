@@ -104,16 +104,30 @@ class ServerProcess:
 
 
 def spawn_server(
-    name: str, kind: str, module_args: list[str], env: dict[str, str], log_dir: Path
+    name: str,
+    kind: str,
+    module_args: list[str],
+    env: dict[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> ServerProcess:
-    """Run `python -m <module_args> --host 127.0.0.1 --port <free port>`, logging to a file."""
-    port = free_port()
+    """Run `python -m <module_args> --host 127.0.0.1 --port <port>` (a free port unless given),
+    logging to a file (appended to, so a restarted server keeps its predecessor's log); `cpus`
+    pins the process and every thread it starts to those CPUs, like a container's CPU limit."""
+    port = free_port() if port is None else port
     command = [sys.executable, "-P", "-m", *module_args, "--host", LOOPBACK, "--port", str(port)]
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log:
+
+    def pin() -> None:
+        assert cpus is not None
+        os.sched_setaffinity(0, cpus)
+
+    with log_path.open("ab") as log:
         spawned_at = time.perf_counter()
         process = subprocess.Popen(
-            command, cwd=REPO, env=clean_environment(env), stdout=log, stderr=subprocess.STDOUT
+            command, cwd=REPO, env=clean_environment(env), stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=pin if cpus is not None else None,
         )
     return ServerProcess(name, kind, env, f"http://{LOOPBACK}:{port}", process, log_path,
                          spawned_at)

@@ -129,7 +129,9 @@ def canonical_from_image(image: Image.Image, data: bytes) -> tuple[bytes, bool]:
         return data, False
     converted = to_8bit(ImageOps.exif_transpose(reduce_large(image)))
     buffer = io.BytesIO()
-    converted.save(buffer, format="PNG", compress_level=1)
+    # No ICC profile: the model ignores it, and Pillow stamps the profile it makes for a LAB
+    # conversion with the current time, which would make the bytes differ from call to call.
+    converted.save(buffer, format="PNG", compress_level=1, icc_profile=None)
     return buffer.getvalue(), True
 
 

@@ -26,8 +26,9 @@ from service.limits import (
 )
 from service.logs import REQUEST_ID_HEADER, with_request_ids
 from service.metrics import Metrics
-from service.problems import install_problem_handlers, relabel_error_media_types
-from service.routes import convert, health, metrics, model, predict, ui
+from service.oip_errors import ProtocolErrorShape
+from service.problems import INFERENCE_PATH, install_problem_handlers, relabel_error_media_types
+from service.routes import admin, convert, health, metrics, model, oip, predict, ui
 from service.runtime import Runtime
 from service.security import API_KEY_HEADER, ApiKeyMiddleware, SecurityHeadersMiddleware
 
@@ -40,7 +41,7 @@ Errors are RFC 9457 problem details (`application/problem+json`) carrying the re
 `request_id`; every answer echoes it in `X-Request-ID` (sent by the client, or made here).
 """
 
-ROUTE_MODULES = (predict, convert, health, model, metrics, ui)
+ROUTE_MODULES = (predict, convert, health, model, metrics, oip, admin, ui)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,13 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def add_middleware(app: FastAPI, settings: Settings, metrics: Metrics, runtime: Runtime) -> None:
     """Added last = outermost. From the outside in: request ID and security headers (around
     Starlette's error middleware too, so even a 500 carries them), the grace period's 503,
-    metrics and the request log line, CORS, the API key (before the body is read), the body's
-    byte and time limits."""
+    metrics and the request log line, the Open Inference Protocol's error shape on its routes,
+    CORS, the API key (before the body is read), the body's byte and time limits."""
     app.add_middleware(
         BodyLimitMiddleware,
         metrics=metrics,
         default_limit=settings.max_upload_bytes + MULTIPART_ALLOWANCE,
         path_limits={"/predict/batch": settings.max_batch_upload_bytes},
+        pattern_limits=[(INFERENCE_PATH, oip.body_limit(settings))],
         timeout_seconds=settings.body_timeout_seconds,
     )
     app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key, metrics=metrics)
@@ -104,6 +106,8 @@ def add_middleware(app: FastAPI, settings: Settings, metrics: Metrics, runtime: 
             allow_headers=[API_KEY_HEADER, "Content-Type", REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER],
         )
+    # Outside the body limit, so its 413s on /v2 get the protocol's shape too.
+    app.add_middleware(ProtocolErrorShape, prefix=oip.PREFIX)
     # Routers are included as wrappers; the metrics' fallback route matching needs the routes
     # (and the app's own: /openapi.json and the /static mount).
     routes = [route for module in ROUTE_MODULES for route in module.router.routes]

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
         default=None,
         description="Which model under model_dir to serve; needed only when there are several.",
     )
+    model_version: int | None = Field(
+        default=None, ge=1,
+        description="Serve this version only (unset: the highest, and newer ones as they appear).",
+    )
+    model_poll_seconds: float = Field(
+        default=0.0, ge=0,
+        description="How often to look for a new model version (0: never; POST /admin/reload "
+        "still works).",
+    )
     max_batch_size: int = Field(
         default=32, ge=1, description="Most images the model sees in one call."
     )
@@ -68,7 +77,8 @@ class Settings(BaseSettings):
         default=32, ge=1, description="Most files in one /predict/batch request."
     )
     api_key: SecretStr | None = Field(
-        default=None, description="When set, /predict routes require it in the X-API-Key header."
+        default=None, description="When set, the prediction routes (/predict, /v2 infer) and "
+        "/admin/reload require it in the X-API-Key header."
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -137,7 +147,7 @@ class Settings(BaseSettings):
     def lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("model_name", "api_key", mode="before")
+    @field_validator("model_name", "api_key", "model_version", mode="before")
     @classmethod
     def empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -184,6 +184,32 @@ class NotBrainMRI(InvalidInput):
         self.threshold = threshold
 
 
+class InvalidInferenceRequest(InvalidInput):
+    """An Open Inference Protocol request that does not follow the protocol or this model's
+    inputs (wrong tensor name, type or shape, bad base64, inconsistent binary data)."""
+
+    reason = "invalid_inference_request"
+
+
+class ModelNotFound(ServiceError):
+    """A request names a model or version this server does not serve."""
+
+    reason = "model_not_found"
+
+
+class ModelReloadFailed(ServiceError):
+    """A new model version was refused (it did not load or warm up); the serving one goes on."""
+
+    reason = "model_reload_failed"
+
+    def __init__(self, where: str, serving_version: int, why: str) -> None:
+        super().__init__(
+            f"The model version at {where} was refused ({why}); version {serving_version} "
+            "keeps serving.",
+            serving_version=serving_version,
+        )
+
+
 class Unauthenticated(ServiceError):
     """The route needs the API key and the request lacks it (or sent a wrong one)."""
 

@@ -9,8 +9,9 @@ than what is sent) ends with 408, so a connection is never held open by a body t
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -70,6 +71,7 @@ class BodyLimitMiddleware:
         metrics: Metrics,
         default_limit: int,
         path_limits: Mapping[str, int] | None = None,
+        pattern_limits: Sequence[tuple[re.Pattern[str], int]] = (),
         timeout_seconds: float = 60.0,
     ) -> None:
         self.app = app
@@ -77,12 +79,20 @@ class BodyLimitMiddleware:
         self.default_limit = default_limit
         self.path_limits = dict(path_limits or {})
         self.timeout_seconds = timeout_seconds
+        self.pattern_limits = list(pattern_limits)
+
+    def limit_for(self, path: str) -> int:
+        """The path's own limit, a matching pattern's, or the default."""
+        if path in self.path_limits:
+            return self.path_limits[path]
+        return next((limit for pattern, limit in self.pattern_limits if pattern.match(path)),
+                    self.default_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope["path"], self.default_limit)
+        limit = self.limit_for(scope["path"])
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             record_rejection(self.metrics, scope["path"], BODY_TOO_LARGE)

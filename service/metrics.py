@@ -63,6 +63,10 @@ class Metrics:
             "mri_model_info", "The loaded model: 1 for the served name and version.",
             ["name", "version"], registry=r,
         )
+        self.model_reload_failures = Counter(
+            "mri_model_reload_failures", "New model versions refused (they did not load or "
+            "warm up); the previous version kept serving.", registry=r,
+        )
         self.model_ready = Gauge(
             "mri_model_ready", "1 when the model is loaded and warmed up, else 0.", registry=r,
         )

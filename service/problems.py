@@ -8,6 +8,7 @@ that counts refused predictions in the rejected-inputs metric.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -22,8 +23,11 @@ from starlette.responses import JSONResponse, Response
 from service.errors import (
     EmptyFile,
     FileTooLarge,
+    InvalidInferenceRequest,
     InvalidInput,
+    ModelNotFound,
     ModelNotReady,
+    ModelReloadFailed,
     MultiFrame,
     NoPixelData,
     NotAcceptable,
@@ -83,7 +87,10 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     Truncated: 422,
     MultiFrame: 422,
     NotAcceptable: 406,
+    InvalidInferenceRequest: 400,
     InvalidInput: 422,
+    ModelNotFound: 404,
+    ModelReloadFailed: 409,
     ModelNotReady: 503,
     QueueFull: 503,
     Unavailable: 503,
@@ -91,6 +98,8 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
 }
 # Routes whose refusals are rejected inputs; a readiness probe answered 503 is not one.
 PREDICTION_PATH_PREFIX = "/predict"
+# The Open Inference Protocol's inference route (service/routes/oip.py), any model or version.
+INFERENCE_PATH = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 
 
 class Problem(Exception):
@@ -137,9 +146,13 @@ def to_problem(error: ServiceError, retry_after_seconds: int) -> Problem:
     return Problem(status_for(error), error.reason, error.detail, headers, **error.fields)
 
 
+def is_prediction_path(path: str) -> bool:
+    return path.startswith(PREDICTION_PATH_PREFIX) or INFERENCE_PATH.match(path) is not None
+
+
 def record_rejection(metrics: Metrics | None, path: str, reason: str) -> None:
     """Count a refused prediction request or file in `mri_rejected_inputs_total`."""
-    if metrics is not None and path.startswith(PREDICTION_PATH_PREFIX):
+    if metrics is not None and is_prediction_path(path):
         metrics.rejected_inputs.labels(reason=reason).inc()
 
 
@@ -245,11 +258,13 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def relabel_error_media_types(openapi: dict[str, Any]) -> dict[str, Any]:
-    """FastAPI documents every response as application/json; errors are problem+json."""
+    """FastAPI documents every response as application/json; problem details are
+    problem+json. (Errors in another shape, the Open Inference Protocol's, stay JSON.)"""
     for path_item in openapi.get("paths", {}).values():
         for operation in path_item.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
-                if str(status)[0] in "45" and "application/json" in content:
+                schema = str(content.get("application/json", {}).get("schema", {}))
+                if str(status)[0] in "45" and "ProblemDetails" in schema:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
     return openapi

@@ -1,5 +1,14 @@
 """The service's moving parts and their life: model loading in the background, the batcher,
-the upload-checking threads, and whether the service is ready."""
+the upload-checking threads, whether the service is ready, and new model versions swapped in.
+
+A model version is a unit: its runner and its own batcher, loaded and warmed up before it serves.
+A new version (found by polling the model folder, or on POST /admin/reload) is loaded beside the
+serving one; the swap replaces the (runner, batcher) pair in one assignment, so a request gets the
+old pair or the new one, never a mix, and every answer names the version that computed it. The old
+batcher keeps taking what requests already holding it submit, and is stopped (its queue finished)
+RETIRE_AFTER_SECONDS later. A version that fails to load or warm up is refused: logged, counted in
+mri_model_reload_failures_total, and the serving version goes on.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ from service.batching import MicroBatcher
 from service.config import Settings
 from service.decode_budget import DecodeBudget
 from service.dicom_input import prepare_dicom
-from service.errors import ModelLoadError, ModelNotReady
+from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
 from service.model import ModelRunner, configure_tensorflow_threads
@@ -25,6 +34,9 @@ from service.model import ModelRunner, configure_tensorflow_threads
 logger = logging.getLogger("service")
 # Failures whose message says it all; anything else is logged with its type.
 EXPLAINED_LOAD_ERRORS = (ModelLoadError, LayoutError, CardError)
+# How long a replaced version's batcher still takes work from requests that got it before the
+# swap (and were still checking their upload); far longer than an upload check takes.
+RETIRE_AFTER_SECONDS = 30.0
 
 
 def public_reason(error: Exception, model_dir: Path) -> str:
@@ -60,84 +72,184 @@ class RuntimeState(enum.StrEnum):
     FAILED = "failed"
 
 
+def wanted_version_dir(settings: Settings) -> Path:
+    """The version to serve: MRI_MODEL_VERSION when set, else the highest in the folder."""
+    latest = find_version_dir(settings.model_dir, settings.model_name)
+    if settings.model_version is None:
+        return latest
+    pinned = latest.parent / str(settings.model_version)
+    if not pinned.is_dir():
+        raise LayoutError(f"MRI_MODEL_VERSION is {settings.model_version}, but {pinned} does "
+                          "not exist")
+    return pinned
+
+
+def load_version(
+    version_dir: Path, settings: Settings, metrics: Metrics
+) -> tuple[ModelRunner, MicroBatcher]:
+    """Load a version, warm it up and start its batcher: ready to serve when this returns."""
+    read_card(version_dir)  # fail fast on a bad card, before the SavedModel loads
+    runner = ModelRunner.load(version_dir)
+    # Every batch size the batcher can form: each is a new shape for the graph, whose kernels'
+    # caches would otherwise grow over the first few thousand requests.
+    runner.warm_up(range(1, settings.max_batch_size + 1))
+    batcher = MicroBatcher(
+        runner.predict,
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.max_wait_ms / 1000.0,
+        queue_size=settings.queue_size,
+        observer=metrics,
+    )
+    batcher.start()
+    return runner, batcher
+
+
 class Runtime:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self.state = RuntimeState.LOADING
         self.reason = "the model is loading"
-        self.runner: ModelRunner | None = None
+        self._active: tuple[ModelRunner, MicroBatcher] | None = None
         self.failure: str | None = None  # why loading failed, for the log only
-        self.batcher: MicroBatcher | None = None
         self.decode_pool = ThreadPoolExecutor(
             settings.decode_threads, thread_name_prefix="upload-check"
         )
         self.decode_budget = DecodeBudget(settings.decode_memory_bytes)
         self._loaded = threading.Event()
-        self._loader: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._reload_lock = threading.Lock()
+        self._retired: list[MicroBatcher] = []
+        self._refused: set[Path] = set()
+
+    @property
+    def runner(self) -> ModelRunner | None:
+        return self._active[0] if self._active is not None else None
+
+    @property
+    def batcher(self) -> MicroBatcher | None:
+        return self._active[1] if self._active is not None else None
 
     # Start-up and shut-down.
 
     def start_loading(self) -> None:
-        """Load, warm up and start the batcher in a thread: the server answers meanwhile."""
-        self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
-        self._loader.start()
+        """Load, warm up and start the batcher in a thread: the server answers meanwhile. Then,
+        when MRI_MODEL_POLL_SECONDS is set, keep looking for new versions."""
+        threading.Thread(target=self._load_then_watch, name="model-loader", daemon=True).start()
 
     def wait_until_loaded(self, timeout: float) -> bool:
         """Block until loading has ended (ready or failed); True when it ended in time."""
         return self._loaded.wait(timeout)
 
+    def _load_then_watch(self) -> None:
+        self._load()
+        poll = self.settings.model_poll_seconds
+        while poll > 0 and self.state is RuntimeState.READY and not self._stopping.wait(poll):
+            try:
+                self.reload()
+            except ModelReloadFailed:
+                pass  # logged and counted; the serving version goes on
+
     def _load(self) -> None:
         started = time.perf_counter()
         settings = self.settings
         try:
-            version_dir = find_version_dir(settings.model_dir, settings.model_name)
+            version_dir = wanted_version_dir(settings)
             read_card(version_dir)  # fail fast on a bad card, before importing TensorFlow
             configure_tensorflow_threads(settings.tf_intra_op_threads, settings.tf_inter_op_threads)
-            runner = ModelRunner.load(version_dir)
-            # Every batch size the batcher can form: each is a new shape for the graph, whose
-            # kernels' caches would otherwise grow over the first few thousand requests.
-            runner.warm_up(range(1, settings.max_batch_size + 1))
-            batcher = MicroBatcher(
-                runner.predict,
-                max_batch_size=settings.max_batch_size,
-                max_wait_s=settings.max_wait_ms / 1000.0,
-                queue_size=settings.queue_size,
-                observer=self.metrics,
-            )
-            batcher.start()
+            runner, batcher = load_version(version_dir, settings, self.metrics)
         except Exception as error:
             self.state = RuntimeState.FAILED
             self.failure = str(error) if isinstance(error, EXPLAINED_LOAD_ERRORS) else repr(error)
             self.reason = public_reason(error, settings.model_dir)
             logger.error("model not loaded: %s", self.failure)
         else:
-            self.runner, self.batcher = runner, batcher
-            card = runner.card
-            self.metrics.model_info.labels(card.name, str(card.version)).set(1)
+            self._activate(runner, batcher)
             self.metrics.model_ready.set(1)
             self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
                 "model %s version %d loaded from %s and warmed up in %.1f s",
-                card.name, card.version, version_dir, time.perf_counter() - started,
+                runner.card.name, runner.card.version, version_dir, time.perf_counter() - started,
             )
         finally:
             self._loaded.set()
 
     def shutdown(self) -> None:
         """Finish queued work, then stop the worker threads."""
+        self._stopping.set()
         self.metrics.model_ready.set(0)
-        if self.batcher is not None:
-            self.batcher.stop()
+        with self._reload_lock:  # a reload in progress finishes first
+            batchers = [*self._retired, *([self.batcher] if self.batcher else [])]
+        for batcher in batchers:
+            batcher.stop()
         self.decode_pool.shutdown(wait=True, cancel_futures=True)
+
+    # New versions.
+
+    def _activate(self, runner: ModelRunner, batcher: MicroBatcher) -> None:
+        """Serve this version from now on (one assignment); retire the previous one."""
+        previous, self._active = self._active, (runner, batcher)
+        card = runner.card
+        self.metrics.model_info.labels(card.name, str(card.version)).set(1)
+        if previous is None:
+            return
+        old_card, old_batcher = previous[0].card, previous[1]
+        if (old_card.name, old_card.version) != (card.name, card.version):
+            self.metrics.model_info.remove(old_card.name, str(old_card.version))
+        self._retired.append(old_batcher)
+        timer = threading.Timer(RETIRE_AFTER_SECONDS, self._retire, [old_batcher])
+        timer.daemon = True
+        timer.start()
+
+    def _retire(self, batcher: MicroBatcher) -> None:
+        batcher.stop()  # finishes what is queued first
+        if batcher in self._retired:
+            self._retired.remove(batcher)
+
+    def reload(self, retry_refused: bool = False) -> bool:
+        """Swap in the wanted version if it is not the one serving; True when it swapped. A
+        version that fails is refused (ModelReloadFailed) and not tried again by polling."""
+        with self._reload_lock:
+            runner, _ = self.ready_parts()
+            try:
+                version_dir = wanted_version_dir(self.settings)
+            except LayoutError as error:
+                raise self._refuse(None, error) from None
+            if version_dir == runner.version_dir:
+                return False
+            if version_dir in self._refused and not retry_refused:
+                raise ModelReloadFailed(str(version_dir), runner.card.version, "refused before")
+            started = time.perf_counter()
+            try:
+                new_runner, new_batcher = load_version(version_dir, self.settings, self.metrics)
+            except Exception as error:
+                raise self._refuse(version_dir, error) from None
+            self._activate(new_runner, new_batcher)
+            logger.info("model %s version %d loaded from %s and warmed up in %.1f s; it now "
+                        "answers instead of version %d", new_runner.card.name,
+                        new_runner.card.version, version_dir, time.perf_counter() - started,
+                        runner.card.version)
+            return True
+
+    def _refuse(self, version_dir: Path | None, error: Exception) -> ModelReloadFailed:
+        runner, _ = self.ready_parts()
+        if version_dir is not None:
+            self._refused.add(version_dir)
+        self.metrics.model_reload_failures.inc()
+        why = str(error) if isinstance(error, EXPLAINED_LOAD_ERRORS) else repr(error)
+        where = str(version_dir or self.settings.model_dir)
+        logger.error("model version at %s refused; version %d keeps serving: %s",
+                     where, runner.card.version, why)
+        return ModelReloadFailed(where, runner.card.version, why)
 
     # What the routes need.
 
     def ready_parts(self) -> tuple[ModelRunner, MicroBatcher]:
-        """The runner and batcher, or ModelNotReady saying why."""
-        if self.state is not RuntimeState.READY or self.runner is None or self.batcher is None:
+        """The serving version's runner and batcher, or ModelNotReady saying why."""
+        active = self._active
+        if self.state is not RuntimeState.READY or active is None:
             raise ModelNotReady(self.reason, self.state.value)
-        return self.runner, self.batcher
+        return active
 
     async def prepare(self, data: bytes) -> list[PreparedImage]:
         """Check and convert one upload off the event loop (one image, or one per frame of a

@@ -11,15 +11,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import Unauthenticated
 from service.metrics import Metrics
-from service.problems import problem_response, record_rejection, to_problem
+from service.problems import INFERENCE_PATH, problem_response, record_rejection, to_problem
 
 API_KEY_HEADER = "X-API-Key"
-PROTECTED_PATHS = frozenset({"/predict", "/predict/batch", "/convert"})
+PROTECTED_PATHS = frozenset({"/predict", "/predict/batch", "/convert", "/admin/reload"})
 
 
 def is_protected(path: str) -> bool:
-    """The routes that take uploads: they need the key (when set) and are never cached."""
-    return path in PROTECTED_PATHS
+    """The routes that take uploads (or change the model): they need the key (when set) and
+    their answers are never cached."""
+    return path in PROTECTED_PATHS or INFERENCE_PATH.match(path) is not None
 
 # HTML pages that set none of their own get the strictest policy.
 DEFAULT_HTML_POLICY = (

@@ -28,6 +28,8 @@ def test_environment_variables_set_every_field(
         "MRI_HEADER_TIMEOUT_SECONDS": "5", "MRI_BODY_TIMEOUT_SECONDS": "30",
         "MRI_MAX_CONNECTIONS": "64", "MRI_LOG_FORMAT": "json", "MRI_EXIT_ON_LOAD_FAILURE": "false",
         "MRI_DECODE_MEMORY_BYTES": "33554432",
+        "MRI_MODEL_VERSION": "2",
+        "MRI_MODEL_POLL_SECONDS": "0.5",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -44,6 +46,7 @@ def test_environment_variables_set_every_field(
     assert (settings.max_header_bytes, settings.max_connections) == (4096, 64)
     assert (settings.header_timeout_seconds, settings.body_timeout_seconds) == (5, 30)
     assert settings.log_format == "json" and settings.exit_on_load_failure is False
+    assert (settings.model_version, settings.model_poll_seconds) == (2, 0.5)
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
