@@ -2,10 +2,15 @@
 (tests/e2e/conftest.py) with every check switched on, and zero failures.
 
 One setting, not an exclusion: `positive_data_acceptance` sends data that fits the schema and
-expects it accepted. The schema can say "a binary file" but not "a decodable image", so a file
-that fits the schema may be refused for what it contains: 413 (too many pixels), 415 (not an
-image) and 422 (undecodable) are the documented answers to such files and are accepted here as
-well as 2xx. Every other check runs with its defaults.
+expects it accepted. Some answers to schema-valid data are right and the schema cannot say so:
+- 413 (too many pixels), 415 (not an image), 422 (undecodable): the schema can say "a binary
+  file" but not "a decodable image", so a file that fits it may be refused for what it holds;
+- 404: the Open Inference Protocol's paths name a model and version, and the schema cannot list
+  which ones this server serves; any other name is answered 404, as the protocol says;
+- 400: an OIP `infer` body sent as `application/octet-stream` (the binary-data extension) must
+  start with a JSON inference header of the length given in `Inference-Header-Content-Length`;
+  the schema cannot say that the body's first bytes are JSON.
+They are accepted here as well as 2xx. Every other check runs with its defaults.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ pytestmark = pytest.mark.e2e
 MAX_EXAMPLES = 50
 CONFIG = """
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "413", "415", "422"]
+expected-statuses = ["2xx", "400", "404", "413", "415", "422"]
 """
 
 
