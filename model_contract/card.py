@@ -80,15 +80,19 @@ class Acceptance:
 
 @dataclass(frozen=True)
 class OodRefusal:
-    """Share of non-MRI images the gate refuses, overall and by kind of image."""
+    """Share of non-MRI images the gate refuses: `overall` and `by_kind` over the far
+    out-of-distribution kinds, `near_ood` (head CT, non-brain MR) reported apart."""
 
     overall: float
     by_kind: dict[str, float] = field(default_factory=dict)
+    near_ood: dict[str, float] | None = None
 
     @classmethod
     def from_dict(cls, raw: JsonObject) -> OodRefusal:
         by_kind = {str(k): float(v) for k, v in raw.get("by_kind", {}).items()}
-        return cls(float(raw["overall"]), by_kind)
+        near = raw.get("near_ood")
+        near_ood = None if near is None else {str(k): float(v) for k, v in near.items()}
+        return cls(float(raw["overall"]), by_kind, near_ood)
 
 
 @dataclass(frozen=True)

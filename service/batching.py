@@ -5,6 +5,7 @@ takes up to `max_batch_size` images (waiting at most `max_wait` after the oldest
 for others to join), calls the model once, and hands each result back to its caller's loop
 with `call_soon_threadsafe`. The model never runs on the event loop. An idle worker takes a
 lone request at once when `max_wait` is 0; under load batches fill while the model is busy.
+The batcher does not look inside the per-image results (`ResultT`, the model's answer).
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
+from typing import Generic, Protocol, TypeVar
 
 from service.errors import BatcherStopped, QueueFull
 
 logger = logging.getLogger("service")
 
-PredictFn = Callable[[Sequence[bytes]], np.ndarray]
+ResultT = TypeVar("ResultT")
+# One result per image, in order (a list, or any sequence such as a NumPy array).
+PredictFn = Callable[[Sequence[bytes]], Sequence[ResultT]]
 __all__ = ["BatchObserver", "BatcherStopped", "MicroBatcher", "PredictFn", "QueueFull"]
 
 
@@ -34,27 +35,29 @@ class BatchObserver(Protocol):
 
 
 @dataclass(eq=False)
-class _Request:
+class _Request(Generic[ResultT]):
     image: bytes
-    future: asyncio.Future[float]
+    future: asyncio.Future[ResultT]
     loop: asyncio.AbstractEventLoop
     enqueued_at: float = field(default_factory=time.perf_counter)
 
 
-def _settle(future: asyncio.Future[float], value: float, error: BaseException | None) -> None:
+def _settle(
+    future: asyncio.Future[ResultT], value: ResultT | None, error: BaseException | None
+) -> None:
     # Runs on the caller's loop. A caller that went away (cancelled) is simply skipped.
     if future.done():
         return
     if error is not None:
         future.set_exception(error)
     else:
-        future.set_result(value)
+        future.set_result(value)  # type: ignore[arg-type]  # None only with an error
 
 
-class MicroBatcher:
+class MicroBatcher(Generic[ResultT]):
     def __init__(
         self,
-        predict: PredictFn,
+        predict: PredictFn[ResultT],
         *,
         max_batch_size: int,
         max_wait_s: float,
@@ -68,7 +71,7 @@ class MicroBatcher:
         self.max_wait_s = max_wait_s
         self.queue_size = queue_size
         self._observer = observer
-        self._pending: deque[_Request] = deque()
+        self._pending: deque[_Request[ResultT]] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -93,11 +96,13 @@ class MicroBatcher:
             self._thread.join(timeout)
             self._thread = None
 
-    def submit_many(self, images: Sequence[bytes]) -> list[asyncio.Future[float]]:
+    def submit_many(self, images: Sequence[bytes]) -> list[asyncio.Future[ResultT]]:
         """Queue all images or none (QueueFull); return one future per image, in order."""
         loop = asyncio.get_running_loop()
         now = time.perf_counter()
-        requests = [_Request(image, loop.create_future(), loop, now) for image in images]
+        requests: list[_Request[ResultT]] = [
+            _Request(image, loop.create_future(), loop, now) for image in images
+        ]
         with self._cond:
             if self._stopping:
                 raise BatcherStopped()
@@ -109,7 +114,7 @@ class MicroBatcher:
             self._cond.notify()
         return [request.future for request in requests]
 
-    async def predict(self, image: bytes) -> float:
+    async def predict(self, image: bytes) -> ResultT:
         (future,) = self.submit_many([image])
         return await future
 
@@ -122,7 +127,7 @@ class MicroBatcher:
             except Exception:  # never let one bad batch end the worker
                 logger.exception("model worker failed on a batch of %d", len(batch))
 
-    def _next_batch(self) -> list[_Request] | None:
+    def _next_batch(self) -> list[_Request[ResultT]] | None:
         with self._cond:
             while not self._pending:
                 if self._stopping:
@@ -138,19 +143,19 @@ class MicroBatcher:
             size = min(len(self._pending), self.max_batch_size)
             return [self._pending.popleft() for _ in range(size)]
 
-    def _process(self, batch: list[_Request]) -> None:
+    def _process(self, batch: list[_Request[ResultT]]) -> None:
         # A cancelled caller (client gone) costs no model time; the others are unaffected.
         live = [request for request in batch if not request.future.cancelled()]
         if not live:
             return
         started = time.perf_counter()
-        outcomes: list[tuple[float, BaseException | None]]
+        outcomes: list[tuple[ResultT | None, BaseException | None]]
         try:
-            probabilities = self._predict([request.image for request in live])
-            outcomes = [(float(p), None) for p in probabilities.tolist()]
+            results = self._predict([request.image for request in live])
+            outcomes = [(result, None) for result in results]
         except Exception as batch_error:
             if len(live) == 1:
-                outcomes = [(0.0, batch_error)]
+                outcomes = [(None, batch_error)]
             else:
                 # One undecodable image fails the whole call: retry one by one, so it fails
                 # alone and the rest of the batch still gets answers.
@@ -165,8 +170,8 @@ class MicroBatcher:
             except RuntimeError:  # the caller's loop has closed
                 pass
 
-    def _predict_one(self, image: bytes) -> tuple[float, BaseException | None]:
+    def _predict_one(self, image: bytes) -> tuple[ResultT | None, BaseException | None]:
         try:
-            return float(self._predict([image])[0]), None
+            return self._predict([image])[0], None
         except Exception as error:
-            return 0.0, error
+            return None, error

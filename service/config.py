@@ -9,6 +9,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.gate import GateMode
+
 MiB = 1024 * 1024
 
 
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
     )
+    input_gate: GateMode = Field(
+        default=GateMode.ENFORCE,
+        description="The brain-MRI input gate: enforce (refuse images that fail it, 422), "
+        "report (answer them with input_check.passed false) or off.",
+    )
     graceful_shutdown_seconds: float = Field(
         default=8.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
     )
@@ -142,7 +149,7 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "input_gate", mode="before")
     @classmethod
     def lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

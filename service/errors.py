@@ -169,14 +169,16 @@ class NotAcceptable(InvalidInput):
 
 
 class NotBrainMRI(InvalidInput):
-    """The input gate's score is below its threshold (reserved: no model has a gate yet)."""
+    """The model's input gate scores the image below the card's threshold: it does not look
+    like the brain MRI slices the model was trained on, so no label is given."""
 
     reason = "not_brain_mri"
 
     def __init__(self, score: float, threshold: float) -> None:
         super().__init__(
-            f"The image does not look like a brain MRI slice: its score {score:.3f} is below "
-            f"the model's threshold {threshold:.3f}.",
+            "The image does not look like a 2-D brain MRI slice, which is the only input this "
+            f"model can judge (its brain-MRI score {score:.3f} is below the threshold "
+            f"{threshold:.3f}). Upload one axial, coronal or sagittal MRI slice of the head.",
             brain_mri_score=score,
             brain_mri_threshold=threshold,
         )

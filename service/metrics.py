@@ -19,6 +19,10 @@ LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 )
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# The gate's score is 0 at the training slices' median and -1 at their 99th percentile; real
+# slices sit above about -3, other images far below (docs/model-report.md).
+GATE_SCORE_BUCKETS = (-1000.0, -100.0, -30.0, -10.0, -5.0, -4.0, -3.0, -2.5, -2.0, -1.5, -1.0,
+                      -0.5, 0.0, 0.5, 1.0)
 
 
 class Metrics:
@@ -55,6 +59,12 @@ class Metrics:
             "mri_rejected_inputs",
             "Uploads or requests refused before reaching the model, by reason.",
             ["reason"], registry=r,
+        )
+        self.brain_mri_scores = Histogram(
+            "mri_brain_mri_score",
+            "The input gate's brain-MRI score of every image the model scored (refused or "
+            "not); a shift of this distribution means the uploads have changed.",
+            buckets=GATE_SCORE_BUCKETS, registry=r,
         )
         self.queue_depth = Gauge(
             "mri_queue_depth", "Images waiting for the model.", registry=r,

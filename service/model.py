@@ -10,6 +10,7 @@ import io
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,36 @@ def warmup_image() -> bytes:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class ModelAnswer:
+    """What the model says about one image: P(tumor), and its brain-MRI gate score when the
+    model has a gate (None otherwise)."""
+
+    tumor_probability: float
+    brain_mri_score: float | None = None
+
+
+def _gate_key(card: ModelCard, signature: Any, version_dir: Path) -> str | None:
+    """The signature's gate output key, or None when the model has no gate. A card that
+    describes a gate the signature lacks is a broken model."""
+    if card.input_gate is None:
+        return None
+    key = card.input_gate.output_key
+    if key not in getattr(signature, "structured_outputs", {}):
+        raise ModelLoadError(f"the card of {version_dir} describes an input gate, but its "
+                             f"signature has no {key!r} output")
+    return key
+
+
 class ModelRunner:
-    """A loaded SavedModel version: `predict(canonical image bytes) -> P(tumor)` per image."""
+    """A loaded SavedModel version: `predict(canonical image bytes) -> ModelAnswer` per image."""
 
     def __init__(self, version_dir: Path, card: ModelCard, loaded: Any, signature: Any) -> None:
         self.version_dir = version_dir
         self.card = card
         self._loaded = loaded  # keeps the signature's variables alive
         self._signature = signature
+        self.gate_key = _gate_key(card, signature, version_dir)
 
     @classmethod
     def load(cls, version_dir: Path) -> ModelRunner:
@@ -74,31 +97,40 @@ class ModelRunner:
             raise ModelLoadError(f"SavedModel {version_dir} has no {name!r} signature")
         return cls(version_dir, card, loaded, signatures[name])
 
-    def predict(self, images: Sequence[bytes]) -> np.ndarray:
-        """P(tumor) for each canonical image, in order. Runs TensorFlow: never on the loop."""
+    def predict(self, images: Sequence[bytes]) -> list[ModelAnswer]:
+        """P(tumor) (and the gate's score) for each canonical image, in order. Runs
+        TensorFlow: never on the loop."""
         import tensorflow as tf
 
         batch = tf.constant(list(images), dtype=tf.string)
         try:
             spec = self.card.input
-            outputs = self._signature(**{spec.input_key: batch})[spec.output_key]
+            outputs = self._signature(**{spec.input_key: batch})
         except tf.errors.InvalidArgumentError as error:
             logger.debug("the model refused an input: %s", error.message)
             raise Undecodable(MODEL_DECODER_REFUSED) from None
-        probabilities: np.ndarray = np.asarray(outputs.numpy(), dtype=np.float32).reshape(-1)
-        if probabilities.shape[0] != len(images):
-            raise RuntimeError(
-                f"model returned {probabilities.shape[0]} outputs for {len(images)} images"
-            )
-        return probabilities
+        probabilities = self._column(outputs[spec.output_key], len(images))
+        if self.gate_key is None:
+            return [ModelAnswer(p) for p in probabilities]
+        scores = self._column(outputs[self.gate_key], len(images))
+        return [ModelAnswer(p, s) for p, s in zip(probabilities, scores, strict=True)]
+
+    @staticmethod
+    def _column(tensor: Any, expected: int) -> list[float]:
+        values: list[float] = np.asarray(tensor.numpy(), dtype=np.float64).reshape(-1).tolist()
+        if len(values) != expected:
+            raise RuntimeError(f"model returned {len(values)} outputs for {expected} images")
+        return values
 
     def warm_up(self, batch_sizes: Sequence[int]) -> None:
         """Run the graph once per batch size so the first real request is not the slow one."""
         image = warmup_image()
         for size in batch_sizes:
-            probabilities = self.predict([image] * size)
-            if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probabilities.tolist()):
+            answers = self.predict([image] * size)
+            if not all(math.isfinite(a.tumor_probability) and 0.0 <= a.tumor_probability <= 1.0
+                       and (a.brain_mri_score is None or math.isfinite(a.brain_mri_score))
+                       for a in answers):
                 raise ModelLoadError(
-                    f"model at {self.version_dir} returned {probabilities.tolist()[:3]} on the "
-                    "warm-up image, not probabilities in [0, 1]"
+                    f"model at {self.version_dir} returned {answers[:2]} on the warm-up image, "
+                    "not probabilities in [0, 1] (and finite gate scores)"
                 )

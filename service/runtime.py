@@ -27,9 +27,10 @@ from service.config import Settings
 from service.decode_budget import DecodeBudget
 from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed
+from service.gate import gate_status
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
-from service.model import ModelRunner, configure_tensorflow_threads
+from service.model import ModelAnswer, ModelRunner, configure_tensorflow_threads
 
 logger = logging.getLogger("service")
 # Failures whose message says it all; anything else is logged with its type.
@@ -86,7 +87,7 @@ def wanted_version_dir(settings: Settings) -> Path:
 
 def load_version(
     version_dir: Path, settings: Settings, metrics: Metrics
-) -> tuple[ModelRunner, MicroBatcher]:
+) -> tuple[ModelRunner, MicroBatcher[ModelAnswer]]:
     """Load a version, warm it up and start its batcher: ready to serve when this returns."""
     read_card(version_dir)  # fail fast on a bad card, before the SavedModel loads
     runner = ModelRunner.load(version_dir)
@@ -110,7 +111,7 @@ class Runtime:
         self.metrics = metrics
         self.state = RuntimeState.LOADING
         self.reason = "the model is loading"
-        self._active: tuple[ModelRunner, MicroBatcher] | None = None
+        self._active: tuple[ModelRunner, MicroBatcher[ModelAnswer]] | None = None
         self.failure: str | None = None  # why loading failed, for the log only
         self.decode_pool = ThreadPoolExecutor(
             settings.decode_threads, thread_name_prefix="upload-check"
@@ -119,7 +120,7 @@ class Runtime:
         self._loaded = threading.Event()
         self._stopping = threading.Event()
         self._reload_lock = threading.Lock()
-        self._retired: list[MicroBatcher] = []
+        self._retired: list[MicroBatcher[ModelAnswer]] = []
         self._refused: set[Path] = set()
 
     @property
@@ -127,7 +128,7 @@ class Runtime:
         return self._active[0] if self._active is not None else None
 
     @property
-    def batcher(self) -> MicroBatcher | None:
+    def batcher(self) -> MicroBatcher[ModelAnswer] | None:
         return self._active[1] if self._active is not None else None
 
     # Start-up and shut-down.
@@ -168,8 +169,9 @@ class Runtime:
             self.metrics.model_ready.set(1)
             self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
-                "model %s version %d loaded from %s and warmed up in %.1f s",
+                "model %s version %d loaded from %s and warmed up in %.1f s; input gate: %s",
                 runner.card.name, runner.card.version, version_dir, time.perf_counter() - started,
+                gate_status(runner.card, settings.input_gate),
             )
         finally:
             self._loaded.set()
@@ -186,7 +188,7 @@ class Runtime:
 
     # New versions.
 
-    def _activate(self, runner: ModelRunner, batcher: MicroBatcher) -> None:
+    def _activate(self, runner: ModelRunner, batcher: MicroBatcher[ModelAnswer]) -> None:
         """Serve this version from now on (one assignment); retire the previous one."""
         previous, self._active = self._active, (runner, batcher)
         card = runner.card
@@ -201,7 +203,7 @@ class Runtime:
         timer.daemon = True
         timer.start()
 
-    def _retire(self, batcher: MicroBatcher) -> None:
+    def _retire(self, batcher: MicroBatcher[ModelAnswer]) -> None:
         batcher.stop()  # finishes what is queued first
         if batcher in self._retired:
             self._retired.remove(batcher)
@@ -244,7 +246,7 @@ class Runtime:
 
     # What the routes need.
 
-    def ready_parts(self) -> tuple[ModelRunner, MicroBatcher]:
+    def ready_parts(self) -> tuple[ModelRunner, MicroBatcher[ModelAnswer]]:
         """The serving version's runner and batcher, or ModelNotReady saying why."""
         active = self._active
         if self.state is not RuntimeState.READY or active is None:

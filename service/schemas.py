@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from service.gate import GateStatus
 from service.problems import ProblemDetails
 
 
@@ -28,6 +29,17 @@ DICOM_FIELD_DESCRIPTION = (
 )
 
 
+class InputCheck(BaseModel):
+    """The brain-MRI input gate's verdict on the image (null when the model has no gate or
+    MRI_INPUT_GATE=off)."""
+
+    brain_mri_score: float = Field(description="Higher is more like the brain MRI slices the "
+                                   "model was trained on.")
+    brain_mri_threshold: float = Field(description="The model card's gate threshold.")
+    passed: bool = Field(description="brain_mri_score >= brain_mri_threshold. False only with "
+                         "MRI_INPUT_GATE=report: in enforce mode such an image is refused (422).")
+
+
 class Prediction(BaseModel):
     label: str = Field(description="The model card's positive class when tumor_probability >= "
                        "threshold, else the other class.", examples=["tumor"])
@@ -35,6 +47,9 @@ class Prediction(BaseModel):
     threshold: float = Field(ge=0.0, le=1.0, description="The model card's decision threshold.")
     model: ModelRef
     dicom: DicomRef | None = Field(default=None, description=DICOM_FIELD_DESCRIPTION)
+    input_check: InputCheck | None = Field(
+        default=None, description="The input gate's verdict; null when the model has no gate "
+        "or MRI_INPUT_GATE=off.")
 
 
 class BatchItem(BaseModel):
@@ -50,6 +65,7 @@ class BatchItem(BaseModel):
     threshold: float | None = None
     model: ModelRef | None = None
     dicom: DicomRef | None = None
+    input_check: InputCheck | None = None
     error: ProblemDetails | None = None
 
 
@@ -67,3 +83,6 @@ class Liveness(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     model: ModelRef
+    input_gate: GateStatus = Field(
+        description="What the brain-MRI input gate does (MRI_INPUT_GATE), or absent when the "
+        "served model has no gate.")

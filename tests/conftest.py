@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,20 +15,18 @@ from synthetic_slices import synthetic_slice
 
 TEST_MODEL_NAME = "test-model"
 TEST_THRESHOLD = 0.5
+TEST_GATE_MARGIN = 5.0
 
 
-@pytest.fixture(scope="session")
-def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder holding `test-model/1/`: the compact CNN at 32x32 greyscale, untrained
-    but made image-dependent. Fresh batch-norm statistics shrink its features to ~1e-7, so
-    each batch-norm layer is calibrated on synthetic slices and the last layer is seeded and
-    centred: P(tumor) then spreads over (0, 1) and differs from slice to slice."""
+def _tiny_model() -> tuple[Any, Any, list[bytes]]:
+    """The compact CNN at 32x32 greyscale, untrained but made image-dependent. Fresh
+    batch-norm statistics shrink its features to ~1e-7, so each batch-norm layer is calibrated
+    on synthetic slices and the last layer is seeded and centred: P(tumor) then spreads over
+    (0, 1) and differs from slice to slice. Returns the model, its preprocessing and slices."""
     import keras
     import tensorflow as tf
 
-    from model_contract import ModelCard
     from training.architectures import build_model
-    from training.export import export_model
     from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
     keras.utils.set_random_seed(0)
@@ -50,9 +49,15 @@ def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.get_layer("tumor_probability").set_weights(
         [kernel.astype(np.float32), bias.astype(np.float32)]
     )
-    card = ModelCard(
+    return model, config, slices
+
+
+def _test_card(model: Any) -> Any:
+    from model_contract import ModelCard
+
+    return ModelCard(
         name=TEST_MODEL_NAME,
-        version=0,  # export_model sets the next version
+        version=0,  # publishing sets the next version
         classes=("healthy", "tumor"),
         positive_class="tumor",
         threshold=TEST_THRESHOLD,
@@ -60,8 +65,52 @@ def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         metrics={"split": "none", "n": 0},
         intended_use="Tests only.",
     )
+
+
+def gate_check_images() -> list[bytes]:
+    """Synthetic slices (seeds the gate was not fitted on) in every sample format: the test
+    gate's threshold lets all of them pass, so every test upload of a slice is answered."""
+    from model_contract import canonical_bytes
+
+    return [canonical_bytes(make(synthetic_slice(seed)))
+            for seed in range(100, 108) for make in SAMPLE_MAKERS.values()]
+
+
+@pytest.fixture(scope="session")
+def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding `test-model/1/`: the tiny model with a brain-MRI input gate,
+    exported through the training package's export (the real seam). The gate is fitted on the
+    synthetic slices; its threshold sits TEST_GATE_MARGIN below the lowest score of
+    `gate_check_images`, so slices pass and strongly coloured images (colour term ~60) fail."""
+    import dataclasses
+
+    from model_contract import GATE_OUTPUT_KEY, Acceptance
+    from training.export import load_outputs, publish, stage_export
+    from training.input_gate import fit_input_gate, gate_section
+
+    model, config, slices = _tiny_model()
+    gate = fit_input_gate(model, config, slices, np.arange(len(slices)) % 2)
     models_dir = tmp_path_factory.mktemp("models")
-    export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices)
+    staged = stage_export(model, config, models_dir, TEST_MODEL_NAME, gate)
+    scores = load_outputs(staged.folder)(gate_check_images())[GATE_OUTPUT_KEY]
+    threshold = float(scores.min()) - TEST_GATE_MARGIN
+    card = dataclasses.replace(
+        _test_card(model),
+        input_gate=gate_section(gate, threshold, 1.0, Acceptance(1.0, None), None),
+    )
+    publish(staged, card)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
+def gateless_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny model exported without a gate, as every version before the gate was."""
+    from training.export import export_model
+
+    model, config, slices = _tiny_model()
+    models_dir = tmp_path_factory.mktemp("gateless-models")
+    export_model(model, config, _test_card(model), models_dir, TEST_MODEL_NAME,
+                 verify_with=slices)
     return models_dir
 
 

@@ -129,6 +129,18 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
                        help="share of images (by group) for the test split")
     train.add_argument("--min-recall", type=_fraction, default=0.95,
                        help="validation recall the threshold must keep")
+    train.add_argument("--gate-acceptance", type=_fraction, default=0.995,
+                       help="share of validation slices the brain-MRI input gate must let "
+                       "through; its threshold is chosen for it (default 0.995)")
+    train.add_argument("--no-gate", action="store_true",
+                       help="export without the brain-MRI input gate")
+    train.add_argument("--ood", type=Path, default=None,
+                       help="an OOD set (python -m training.ood_set) to measure the gate on; "
+                       "its refusal rates go into the model card (never used to fit it)")
+    train.add_argument("--resume-fit", type=Path, default=None,
+                       help="reuse the finished fit (checkpoints/best.weights.h5 and "
+                       "history.json) of an earlier run folder made with the same split and "
+                       "settings instead of training")
     train.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
                        help="resamples for the 95%% confidence intervals")
 
@@ -150,6 +162,9 @@ def _add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
                           help="class folder holding tumor images; if unset, recognised by name")
     evaluate.add_argument("--min-images-per-class", type=_positive_int,
                           default=DEFAULT_MIN_IMAGES_PER_CLASS, help="fewer is an error")
+    evaluate.add_argument("--ood", type=Path, default=None,
+                          help="an OOD set (python -m training.ood_set): report the input "
+                          "gate's refusal per kind of image beside its acceptance on the split")
     evaluate.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
                           help="resamples for the 95%% confidence intervals")
 
@@ -157,6 +172,11 @@ def _add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
 def _check_output_folder(path: Path, option: str) -> None:
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} '{path}' exists and is not a folder.")
+
+
+def _check_input_folder(path: Path | None, option: str) -> None:
+    if path is not None and not path.is_dir():
+        raise UsageError(f"{option} '{path}' is not a folder.")
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -176,6 +196,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"{args.name}-{args.architecture}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
     _check_output_folder(run_dir, "--run-dir")
+    _check_input_folder(args.ood, "--ood")
+    _check_input_folder(args.resume_fit, "--resume-fit")
     if run_dir.is_dir() and (run_dir / "report.json").exists():
         raise UsageError(f"run folder '{run_dir}' already holds a run; choose another --run-dir.")
 
@@ -207,6 +229,9 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         min_recall=args.min_recall,
         bootstrap_resamples=args.bootstrap_resamples,
         command=tuple(argv),
+        gate_acceptance=None if args.no_gate else args.gate_acceptance,
+        ood_dir=args.ood,
+        resume_fit=args.resume_fit,
     )
     run_training(options)
     return 0
@@ -221,6 +246,7 @@ def _evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.split_manifest is not None and not args.split_manifest.is_file():
         raise UsageError(f"split manifest '{args.split_manifest}' does not exist.")
     _check_output_folder(args.report, "--report")
+    _check_input_folder(args.ood, "--ood")
 
     _quiet_tensorflow()
     from training.evaluate_run import EvaluateOptions, run_evaluation
@@ -236,6 +262,7 @@ def _evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
             min_images_per_class=1,
             bootstrap_resamples=args.bootstrap_resamples,
             command=tuple(argv),
+            ood_dir=args.ood,
         )
     )
     return 0

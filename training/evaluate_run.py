@@ -4,6 +4,8 @@ The images go through `canonical_bytes` and the exported `serving_default` signa
 as in the service; the decision threshold comes from the model card. With a split manifest
 (the one a training run saved) only that split's files are scored, and the metadata-only
 baseline is refitted on the manifest's train split so it can be reported beside the model.
+A model with an input gate also gets the gate's acceptance on the scored images at the card's
+threshold and, with `--ood DIR`, its refusal per kind of image in that folder.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from model_contract import ModelCard, read_card
+from model_contract import GATE_OUTPUT_KEY, OUTPUT_KEY, ModelCard, read_card
 from training.baseline import DESCRIPTION as BASELINE_DESCRIPTION
 from training.baseline import fit_metadata_baseline
 from training.discovery import ClassLayout, DataError, ImageRecord, ScanResult, scan_images
 from training.evaluation import DEFAULT_MIN_RECALL, choose_threshold
-from training.export import load_signature
+from training.export import OutputsFn, load_outputs
+from training.gate_evaluation import evaluate_ood, log_ood, read_ood_set
+from training.input_gate import acceptance_rate
 from training.reencoding import REENCODE_SIZE, reencode_png256
 from training.report import (
     PREDICTIONS_FILE,
@@ -51,6 +55,7 @@ class EvaluateOptions:
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
     command: tuple[str, ...] = ()
+    ood_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,14 @@ def run_evaluation(options: EvaluateOptions) -> Path:
     card = read_card(options.version_dir)
     scan = discover(options)
     selection = select(scan, options)
-    scores = score(selection, card, options)
+    outputs = load_outputs(options.version_dir)
+    answers = score(selection, card, outputs, options)
+    scores = answers[OUTPUT_KEY]
     section = evaluate(selection, scores, card, options)
     baseline = evaluate_baseline(selection, options)
+    gate = evaluate_gate(selection, answers, card, outputs, options)
     return report(card, scan, selection, scores, section, baseline, options,
-                  seconds=time.monotonic() - started)
+                  seconds=time.monotonic() - started, gate=gate)
 
 
 def discover(options: EvaluateOptions) -> ScanResult:
@@ -99,8 +107,11 @@ def select(scan: ScanResult, options: EvaluateOptions) -> Selection:
     return selection
 
 
-def score(selection: Selection, card: ModelCard, options: EvaluateOptions) -> np.ndarray:
-    """P(tumor) per image through the exported serving signature (re-encoded if asked)."""
+def score(
+    selection: Selection, card: ModelCard, outputs: OutputsFn, options: EvaluateOptions
+) -> dict[str, np.ndarray]:
+    """P(tumor) (and the gate's score) per image through the exported serving signature
+    (re-encoded if asked)."""
     images = [r.data for r in selection.records]
     if options.reencode_png256:
         logger.info("re-encoding %d images to %dx%d greyscale PNG", len(images), REENCODE_SIZE,
@@ -108,7 +119,40 @@ def score(selection: Selection, card: ModelCard, options: EvaluateOptions) -> np
         images = [reencode_png256(data) for data in images]
     logger.info("scoring %d images with %s (threshold %.4f)", len(images), options.version_dir,
                 card.threshold)
-    return load_signature(options.version_dir)(images)
+    return outputs(images)
+
+
+def evaluate_gate(
+    selection: Selection,
+    answers: dict[str, np.ndarray],
+    card: ModelCard,
+    outputs: OutputsFn,
+    options: EvaluateOptions,
+) -> dict[str, Any] | None:
+    """The gate's acceptance on the scored images and, with `ood_dir`, its refusal per kind,
+    at the card's gate threshold. None when the model has no gate."""
+    gate = card.input_gate
+    if gate is None or GATE_OUTPUT_KEY not in answers:
+        if options.ood_dir is not None:
+            logger.warning("the model has no input gate: --ood is ignored")
+        return None
+    scores = answers[GATE_OUTPUT_KEY]
+    refused = [r.path for r, s in zip(selection.records, scores, strict=True)
+               if s < gate.threshold]
+    section: dict[str, Any] = {
+        "threshold": gate.threshold, "method": gate.method, "split": selection.name,
+        "acceptance": round(acceptance_rate(scores, gate.threshold), 4), "n": len(scores),
+        "refused_real_slices": refused, "ood": None,
+    }
+    logger.info("input gate on %s: accepted %.4f of %d (threshold %.4f)", selection.name,
+                section["acceptance"], len(scores), gate.threshold)
+    if options.ood_dir is not None:
+        section["ood_dir"] = str(options.ood_dir)
+        section["ood"] = evaluate_ood(read_ood_set(options.ood_dir),
+                                      lambda images: outputs(images)[GATE_OUTPUT_KEY],
+                                      gate.threshold)
+        log_ood(section["ood"])
+    return section
 
 
 def evaluate(
@@ -195,6 +239,7 @@ def report(
     options: EvaluateOptions,
     *,
     seconds: float,
+    gate: dict[str, Any] | None = None,
 ) -> Path:
     """predictions.csv and report.json in the report folder; the headline figures logged."""
     name = selection.name
@@ -228,6 +273,7 @@ def report(
         name: section,
         "evaluated_split": name,
         "baseline_metadata_only": baseline,
+        "input_gate": gate,
         "plots": section.get("plots", {}),
         "predictions": PREDICTIONS_FILE,
         "library_versions": library_versions(),

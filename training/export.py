@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from model_contract import (
     ACCEPTED_ENCODINGS,
+    GATE_OUTPUT_KEY,
     INPUT_KEY,
     OUTPUT_KEY,
     SERVING_SIGNATURE,
@@ -35,9 +36,11 @@ from model_contract import (
     next_version,
     write_card,
 )
+from training.input_gate import FittedGate, feature_model, image_colour
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
 PredictFn = Callable[[Sequence[bytes]], np.ndarray]
+OutputsFn = Callable[[Sequence[bytes]], dict[str, np.ndarray]]
 # The exported graph must give the in-memory model's P(tumor); beyond float32 noise is a bug.
 EXPORT_TOLERANCE = 1e-5
 VERIFY_IMAGES = 64
@@ -77,12 +80,22 @@ def input_spec(preprocess: PreprocessConfig) -> InputSpec:
     )
 
 
-def _archive(model: keras.Model, preprocess: PreprocessConfig) -> keras.export.ExportArchive:
+def _archive(
+    model: keras.Model, preprocess: PreprocessConfig, gate: FittedGate | None = None
+) -> keras.export.ExportArchive:
     preprocess_batch = make_preprocess_fn(preprocess)
+    # With a gate, one pass of the network gives P(tumor) and the gate's features.
+    network = model if gate is None else feature_model(model)
 
     def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = model(preprocess_batch(image_bytes), training=False)
-        return {OUTPUT_KEY: tf.reshape(probabilities, [-1])}
+        pixels = preprocess_batch(image_bytes)
+        if gate is None:
+            return {OUTPUT_KEY: tf.reshape(model(pixels, training=False), [-1])}
+        probabilities, features = network(pixels, training=False)
+        return {
+            OUTPUT_KEY: tf.reshape(probabilities, [-1]),
+            GATE_OUTPUT_KEY: gate.score(features, image_colour(image_bytes)),
+        }
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -95,15 +108,20 @@ def _archive(model: keras.Model, preprocess: PreprocessConfig) -> keras.export.E
 
 
 def stage_export(
-    model: keras.Model, preprocess: PreprocessConfig, models_dir: Path, name: str
+    model: keras.Model,
+    preprocess: PreprocessConfig,
+    models_dir: Path,
+    name: str,
+    gate: FittedGate | None = None,
 ) -> StagedExport:
-    """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner)."""
+    """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner);
+    with a fitted `gate`, serving_default also returns `brain_mri_score`."""
     model_root = models_dir / name
     model_root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_root))
     staged = StagedExport(model_root, folder, preprocess)
     try:
-        _archive(model, preprocess).write_out(str(folder), verbose=False)
+        _archive(model, preprocess, gate).write_out(str(folder), verbose=False)
     except BaseException:
         staged.discard()
         raise
@@ -164,9 +182,10 @@ def export_model(
     models_dir: Path,
     name: str,
     verify_with: Sequence[bytes] = (),
+    gate: FittedGate | None = None,
 ) -> Path:
     """Stage, verify (on `verify_with`) and publish in one call; returns the version folder."""
-    staged = stage_export(model, preprocess, models_dir, name)
+    staged = stage_export(model, preprocess, models_dir, name, gate)
     try:
         verify_export(load_signature(staged.folder), model, preprocess, verify_with)
     except BaseException:
@@ -175,20 +194,34 @@ def export_model(
     return publish(staged, card)
 
 
-def load_signature(version_dir: Path, batch_size: int = 32) -> PredictFn:
-    """Load an exported version and return `predict(canonical bytes list) -> P(tumor) array`."""
+def load_outputs(version_dir: Path, batch_size: int = 32) -> OutputsFn:
+    """Load an exported version and return `outputs(canonical bytes list) -> {key: array}`
+    with every output of its serving signature (P(tumor), and the gate's score if it has one)."""
     loaded = tf.saved_model.load(str(version_dir))
     signature = loaded.signatures[SERVING_SIGNATURE]
+    keys = sorted(signature.structured_outputs)
 
-    def predict(images: Sequence[bytes]) -> np.ndarray:
-        outputs = []
+    def outputs(images: Sequence[bytes]) -> dict[str, np.ndarray]:
+        chunks: dict[str, list[np.ndarray]] = {key: [] for key in keys}
         for start in range(0, len(images), batch_size):
             chunk = tf.constant(list(images[start : start + batch_size]), dtype=tf.string)
-            outputs.append(signature(**{INPUT_KEY: chunk})[OUTPUT_KEY].numpy())
-        if not outputs:
-            return np.zeros((0,), dtype=np.float32)
-        return np.concatenate(outputs).astype(np.float32)
+            answer = signature(**{INPUT_KEY: chunk})
+            for key in keys:
+                chunks[key].append(answer[key].numpy())
+        return {key: np.concatenate(parts).astype(np.float32) if parts
+                else np.zeros((0,), dtype=np.float32) for key, parts in chunks.items()}
 
     # Keep the loaded object alive as long as the closure is.
-    predict.loaded = loaded  # type: ignore[attr-defined]
+    outputs.loaded = loaded  # type: ignore[attr-defined]
+    return outputs
+
+
+def load_signature(version_dir: Path, batch_size: int = 32) -> PredictFn:
+    """Load an exported version and return `predict(canonical bytes list) -> P(tumor) array`."""
+    outputs = load_outputs(version_dir, batch_size)
+
+    def predict(images: Sequence[bytes]) -> np.ndarray:
+        return outputs(images)[OUTPUT_KEY]
+
+    predict.loaded = outputs.loaded  # type: ignore[attr-defined]
     return predict

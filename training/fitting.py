@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.architectures import build_model, default_preprocess
+from training.discovery import DataError
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
 logger = logging.getLogger(__name__)
@@ -232,3 +233,41 @@ def fit_model(
         epochs_run, seconds, best_epoch, config.monitor, max(history[config.monitor]),
     )
     return FitResult(model, history, best_epoch, epochs_run, seconds, class_weight)
+
+
+# The settings that decide what a fit produces: a resumed fit must have been run with these.
+FIT_SETTINGS = ("architecture", "epochs", "batch_size", "learning_rate", "patience", "seed",
+                "image_size", "width", "monitor")
+
+
+class ResumeError(DataError):
+    """The run folder to resume from holds no finished fit, or one made with other settings."""
+
+
+def load_finished_fit(config: TrainingConfig, run_dir: Path, train_labels: np.ndarray) -> FitResult:
+    """The fit an earlier run left in `run_dir` (its best weights and history.json), rebuilt
+    without training. The earlier run's report.json, when present, must show the same settings."""
+    weights, history_file = run_dir / CHECKPOINT_FILE, run_dir / "history.json"
+    if not weights.is_file() or not history_file.is_file():
+        raise ResumeError(f"{run_dir} holds no finished fit ({CHECKPOINT_FILE} and history.json)")
+    seconds = 0.0
+    report_file = run_dir / "report.json"
+    if report_file.is_file():
+        earlier = json.loads(report_file.read_text()).get("training", {})
+        wanted = config.to_dict()
+        differing = [k for k in FIT_SETTINGS if k in earlier and earlier[k] != wanted[k]]
+        if differing:
+            raise ResumeError(f"the fit in {run_dir} was made with other settings: "
+                              + ", ".join(f"{k} {earlier[k]} (now {wanted[k]})" for k in differing))
+        seconds = float(earlier.get("training_seconds", 0.0))
+    saved = json.loads(history_file.read_text())
+    seed_everything(config.seed)
+    model = build_model(
+        config.architecture, config.preprocess(), seed=config.seed, width=config.width
+    )
+    model.load_weights(str(weights))
+    history = {key: [float(v) for v in values] for key, values in saved["history"].items()}
+    logger.info("resumed the finished fit in %s (best epoch %d), no training", run_dir,
+                int(saved["best_epoch"]))
+    return FitResult(model, history, int(saved["best_epoch"]), len(history.get("loss", [])),
+                     seconds, balanced_class_weight(train_labels))

@@ -1,4 +1,5 @@
-"""One training run, read top to bottom: discover, group, split, fit, evaluate, export, report.
+"""One training run, read top to bottom: discover, group, split, fit, fit the input gate,
+evaluate, export, report.
 
 The model is exported once: to a hidden folder beside the versions, verified (the loaded
 signature must give the trained model's outputs), and scored there on validation (which picks
@@ -9,6 +10,8 @@ card is written and the folder renamed into the next version.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,24 +21,32 @@ from typing import Any
 import keras
 import numpy as np
 
-from model_contract import ModelCard, read_card
+from model_contract import GATE_OUTPUT_KEY, OUTPUT_KEY, ModelCard, read_card
 from training.architectures import count_flops, count_parameters
 from training.baseline import DESCRIPTION as BASELINE_DESCRIPTION
 from training.baseline import fit_metadata_baseline
 from training.discovery import ClassLayout, DataError, ImageRecord, ScanResult, scan_images
 from training.evaluation import DEFAULT_MIN_RECALL, ThresholdChoice, choose_threshold
 from training.export import (
-    PredictFn,
     StagedExport,
-    load_signature,
+    load_outputs,
     publish,
     stage_export,
     verify_export,
 )
-from training.fitting import CHECKPOINT_FILE, FitResult, TrainingConfig, fit_model
+from training.fitting import (
+    CHECKPOINT_FILE,
+    FitResult,
+    ResumeError,
+    TrainingConfig,
+    fit_model,
+    load_finished_fit,
+)
 from training.fitting import preprocess_images as to_pixels
+from training.gate_evaluation import GateCheck, check_gate, read_ood_set
 from training.grouping import METHOD as GROUPING_METHOD
 from training.grouping import Grouping, group_images
+from training.input_gate import DEFAULT_TARGET_ACCEPTANCE, FittedGate, fit_input_gate
 from training.model_card import build_card
 from training.plots import PLOT_FILES, plot_training_curves
 from training.report import (
@@ -79,6 +90,10 @@ class TrainOptions:
     min_recall: float = DEFAULT_MIN_RECALL
     bootstrap_resamples: int = 1000
     command: tuple[str, ...] = ()
+    # The input gate's share of validation slices that must pass; None: export no gate.
+    gate_acceptance: float | None = DEFAULT_TARGET_ACCEPTANCE
+    ood_dir: Path | None = None  # an OOD set to measure the gate on (never to fit it)
+    resume_fit: Path | None = None  # an earlier run folder whose finished fit to reuse
 
 
 @dataclass
@@ -111,6 +126,7 @@ class Evaluation:
     sections: dict[str, dict[str, Any]]  # test, validation, baseline
     baseline_threshold: ThresholdChoice
     export_difference: float  # exported signature vs the model in memory, largest
+    gate_scores: dict[str, np.ndarray]  # validation and test brain_mri_score; {} without gate
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,7 @@ class Outcome:
     evaluation: Evaluation
     version_dir: Path
     card: ModelCard
+    gate: tuple[FittedGate, GateCheck] | None
 
 
 def run_training(options: TrainOptions) -> TrainResult:
@@ -134,15 +151,18 @@ def run_training(options: TrainOptions) -> TrainResult:
     grouping = group(scan.records, options)
     data = split(scan.records, grouping, options)
     fitted = fit(data, options)
+    gate = fit_gate(fitted, data, options)
     staged = stage_export(fitted.model, options.training.preprocess(), options.out_dir,
-                          options.name)
+                          options.name, gate)
     try:
         evaluation = evaluate(staged, fitted.model, data, options)
-        version_dir, card = export(staged, fitted, data, evaluation, options)
+        checked = None if gate is None else (gate, check_input_gate(staged, evaluation, data,
+                                                                    options))
+        version_dir, card = export(staged, fitted, data, evaluation, options, checked)
     finally:
         staged.discard()  # a no-op once published
     report_path = report(
-        Outcome(scan, grouping, data, fitted, evaluation, version_dir, card), options,
+        Outcome(scan, grouping, data, fitted, evaluation, version_dir, card, checked), options,
         seconds=time.monotonic() - started,
     )
     return TrainResult(version_dir=version_dir, report_path=report_path, model=fitted.model)
@@ -195,8 +215,17 @@ def split(records: list[ImageRecord], grouping: Grouping, options: TrainOptions)
 
 
 def fit(data: SplitData, options: TrainOptions) -> FitResult:
-    """Preprocess train and validation once (the serving graph's function), then train."""
+    """Preprocess train and validation once (the serving graph's function), then train; or,
+    with `resume_fit`, load the finished fit of an earlier run made on the same split."""
     config = options.training
+    if options.resume_fit is not None:
+        earlier = options.resume_fit / MANIFEST_FILE
+        same_split = earlier.is_file() and (
+            hashlib.sha256(earlier.read_bytes()).hexdigest() == data.fingerprint)
+        if not same_split:
+            raise ResumeError(f"{options.resume_fit} was not split like this run "
+                              f"(its {MANIFEST_FILE} differs or is missing)")
+        return load_finished_fit(config, options.resume_fit, data.labels("train"))
     preprocess = config.preprocess()
     logger.info("preprocessing %d train and validation images to %dx%dx%d (crop to brain: %s)",
                 len(data.records["train"]) + len(data.records["validation"]),
@@ -209,15 +238,27 @@ def fit(data: SplitData, options: TrainOptions) -> FitResult:
                      data.labels("validation"), options.run_dir)
 
 
+def fit_gate(fitted: FitResult, data: SplitData, options: TrainOptions) -> FittedGate | None:
+    """The input gate, fitted on the training split's slices only (None when disabled)."""
+    if options.gate_acceptance is None:
+        return None
+    return fit_input_gate(fitted.model, options.training.preprocess(), data.images("train"),
+                          data.labels("train"))
+
+
 def evaluate(
     staged: StagedExport, model: keras.Model, data: SplitData, options: TrainOptions
 ) -> Evaluation:
     """Verify the staged export, then score validation (threshold) and test through it, with
     the metadata-only baseline fitted and scored on the same split beside it."""
-    predict: PredictFn = load_signature(staged.folder)
-    difference = verify_export(predict, model, staged.preprocess, data.images("validation"))
+    outputs = load_outputs(staged.folder)
+    difference = verify_export(lambda images: outputs(images)[OUTPUT_KEY], model,
+                               staged.preprocess, data.images("validation"))
     logger.info("scoring validation and test through the exported serving signature")
-    scores = {name: predict(data.images(name)) for name in ("validation", "test")}
+    answers = {name: outputs(data.images(name)) for name in ("validation", "test")}
+    scores = {name: answer[OUTPUT_KEY] for name, answer in answers.items()}
+    gate_scores = {name: answer[GATE_OUTPUT_KEY] for name, answer in answers.items()
+                   if GATE_OUTPUT_KEY in answer}
     threshold = choose_threshold(data.labels("validation"), scores["validation"],
                                  options.min_recall)
     logger.info("  threshold %.4f (%s)", threshold.value, threshold.rule)
@@ -235,7 +276,21 @@ def evaluate(
                                        threshold=baseline_threshold.value, split="test",
                                        resamples=resamples, seed=seed),
     }
-    return Evaluation(threshold, scores, sections, baseline_threshold, difference)
+    return Evaluation(threshold, scores, sections, baseline_threshold, difference, gate_scores)
+
+
+def check_input_gate(
+    staged: StagedExport, evaluation: Evaluation, data: SplitData, options: TrainOptions
+) -> GateCheck:
+    """The gate's threshold from the staged export's validation scores; its acceptance on
+    validation and test and, with `ood_dir`, its refusal per kind of image."""
+    assert options.gate_acceptance is not None
+    ood = None
+    if options.ood_dir is not None:
+        outputs = load_outputs(staged.folder)
+        ood = (read_ood_set(options.ood_dir), lambda images: outputs(images)[GATE_OUTPUT_KEY])
+    paths = {name: [r.path for r in data.records[name]] for name in evaluation.gate_scores}
+    return check_gate(evaluation.gate_scores, paths, options.gate_acceptance, ood)
 
 
 def _baseline(data: SplitData, options: TrainOptions) -> tuple[np.ndarray, ThresholdChoice]:
@@ -254,6 +309,7 @@ def export(
     data: SplitData,
     evaluation: Evaluation,
     options: TrainOptions,
+    gate: tuple[FittedGate, GateCheck] | None = None,
 ) -> tuple[Path, ModelCard]:
     """Write the card into the verified, scored export and publish it as the next version."""
     card = build_card(
@@ -266,6 +322,8 @@ def export(
         architecture=architecture_section(fitted.model, options.training),
         library_versions=library_versions(),
     )
+    if gate is not None:
+        card = dataclasses.replace(card, input_gate=gate[1].card_section(gate[0]))
     version_dir = publish(staged, card)
     logger.info("exported %s", version_dir)
     return version_dir, read_card(version_dir)
@@ -297,6 +355,7 @@ def training_section(fitted: FitResult, data: SplitData, options: TrainOptions) 
         "epochs_run": fitted.epochs_run,
         "best_epoch": fitted.best_epoch,
         "training_seconds": round(fitted.seconds, 1),
+        "fit_resumed_from": None if options.resume_fit is None else str(options.resume_fit),
     }
 
 
@@ -319,6 +378,8 @@ def report(outcome: Outcome, options: TrainOptions, *, seconds: float) -> Path:
         "command": list(options.command),
         **_run_sections(outcome, options),
         **_result_sections(evaluation),
+        "input_gate": None if outcome.gate is None else outcome.gate[1].report_section(
+            outcome.gate[0]),
         "predictions": PREDICTIONS_FILE,
         "library_versions": outcome.card.library_versions,
         "seconds_total": round(seconds, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import RuntimeDep
+from service.gate import gate_status
 from service.problems import problem_responses
 from service.schemas import Liveness, ModelRef, Readiness
 
@@ -18,7 +19,8 @@ async def live() -> Liveness:
 
 def readiness(runtime: RuntimeDep) -> Readiness:
     runner, _ = runtime.ready_parts()
-    return Readiness(model=ModelRef(name=runner.card.name, version=runner.card.version))
+    return Readiness(model=ModelRef(name=runner.card.name, version=runner.card.version),
+                     input_gate=gate_status(runner.card, runtime.settings.input_gate))
 
 
 @router.get(

@@ -21,7 +21,7 @@ from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
 from service.errors import FileTooLarge, ModelNotFound, MultiFrame, ServiceError, TooManyFiles
 from service.images import PreparedImage
 from service.metrics import Metrics
-from service.model import ModelRunner
+from service.model import ModelAnswer, ModelRunner
 from service.oip_wire import (
     BINARY_MEDIA_TYPE,
     HEADER_LENGTH,
@@ -77,7 +77,9 @@ def body_limit(settings: Settings) -> int:
     return settings.max_batch_upload_bytes * 4 // 3 + JSON_ALLOWANCE
 
 
-def served(runtime: Runtime, name: str, version: str | None) -> tuple[ModelRunner, MicroBatcher]:
+def served(
+    runtime: Runtime, name: str, version: str | None
+) -> tuple[ModelRunner, MicroBatcher[ModelAnswer]]:
     """The loaded model when `name` (and `version`, if given) are the ones served."""
     runner, batcher = runtime.ready_parts()
     card = runner.card
@@ -183,8 +185,8 @@ async def checked_image(runtime: Runtime, index: int, image: bytes) -> PreparedI
 
 
 async def classify(
-    runtime: Runtime, runner: ModelRunner, batcher: MicroBatcher, images: list[bytes],
-    metrics: Metrics,
+    runtime: Runtime, runner: ModelRunner, batcher: MicroBatcher[ModelAnswer],
+    images: list[bytes], metrics: Metrics,
 ) -> list[Prediction]:
     """/predict's path for N images at once: the same checks, the batcher, the same answers;
     the whole request fails when one image does (the protocol has no per-element errors)."""
@@ -199,7 +201,8 @@ async def classify(
         try:
             if isinstance(answer, BaseException):
                 raise answer
-            predictions.append(prediction_for(runner.card, answer, metrics, prepared[index]))
+            predictions.append(prediction_for(runner.card, answer, runtime.settings.input_gate,
+                                              metrics, prepared[index]))
         except ServiceError as error:
             raise for_element(index, error) from None
     return predictions

@@ -8,6 +8,7 @@ when the client asks for `application/dicom`; /predict/batch gives one result pe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Header, Request, UploadFile
@@ -27,15 +28,29 @@ from service.errors import (
     SeveralFiles,
     TooManyFiles,
 )
+from service.gate import GateMode, check_input
 from service.images import PreparedImage
 from service.metrics import Metrics
+from service.model import ModelAnswer
 from service.problems import ProblemDetails, problem_responses, record_rejection, to_problem
 from service.runtime import Runtime
-from service.schemas import BatchItem, BatchPrediction, DicomRef, ModelRef, Prediction
+from service.schemas import (
+    BatchItem,
+    BatchPrediction,
+    DicomRef,
+    InputCheck,
+    ModelRef,
+    Prediction,
+)
 
 router = APIRouter(tags=["predict"])
 BATCH_PATH = "/predict/batch"
 JSON_MEDIA_TYPE = "application/json"
+NOT_BRAIN_MRI_NOTE = (
+    "Unprocessable Content: an empty or undecodable file, or (type ending `not_brain_mri`) an "
+    "image the brain-MRI input gate refused, with its `brain_mri_score` and the model's "
+    "`brain_mri_threshold` (MRI_INPUT_GATE=enforce)."
+)
 
 ACCEPTED_NOTE = (
     "PNG, JPEG, BMP, TIFF, GIF or WebP (8-, 16- or 32-bit integer or float greyscale, RGB, "
@@ -56,17 +71,23 @@ REPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 def prediction_for(
-    card: ModelCard, probability: float, metrics: Metrics, prepared: PreparedImage
+    card: ModelCard, answer: ModelAnswer, mode: GateMode, metrics: Metrics,
+    prepared: PreparedImage,
 ) -> Prediction:
-    label = card.label_for(probability)
+    """The answer for one image, after the input gate (NotBrainMRI when it refuses it)."""
+    if answer.brain_mri_score is not None and mode is not GateMode.OFF:
+        metrics.brain_mri_scores.observe(answer.brain_mri_score)
+    check = check_input(answer, card, mode)
+    label = card.label_for(answer.tumor_probability)
     metrics.predictions.labels(label=label).inc()
     identity = prepared.dicom
     return Prediction(
         label=label,
-        tumor_probability=probability,
+        tumor_probability=answer.tumor_probability,
         threshold=card.threshold,
         model=ModelRef(name=card.name, version=card.version),
         dicom=DicomRef(**identity.as_dict()) if identity is not None else None,
+        input_check=None if check is None else InputCheck(**dataclasses.asdict(check)),
     )
 
 
@@ -107,11 +128,10 @@ async def report_response(
 
 @router.post(
     "/predict",
-    summary="Classify one brain MRI slice",
+    summary="Classify one brain MRI slice (422 not_brain_mri when the input gate refuses it)",
     response_model=Prediction,
-    responses={
-        **REPORT_RESPONSE, **problem_responses(400, 401, 406, 408, 413, 415, 422, 503)
-    },
+    responses={**REPORT_RESPONSE, **problem_responses(400, 401, 406, 408, 413, 415, 422, 503),
+               422: {"model": ProblemDetails, "description": NOT_BRAIN_MRI_NOTE}},
 )
 async def predict(
     file: Annotated[UploadFile, File(description=f"One image. {ACCEPTED_NOTE}")],
@@ -131,8 +151,9 @@ async def predict(
         raise MultiFrame(len(images), BATCH_PATH)
     prepared = images[0]
     report = answers_report(accept, prepared)
-    probability = await batcher.predict(prepared.canonical)
-    prediction = prediction_for(runner.card, probability, metrics, prepared)
+    answer = await batcher.predict(prepared.canonical)
+    prediction = prediction_for(runner.card, answer, runtime.settings.input_gate, metrics,
+                                prepared)
     if report and prepared.dicom is not None:
         return await report_response(prediction, prepared.dicom, runner.card)
     return prediction
@@ -148,13 +169,18 @@ def batch_error(error: BaseException, runtime: Runtime, metrics: Metrics) -> Pro
 
 
 def batch_item(
-    filename: str, prepared: PreparedImage, answer: float | BaseException,
+    filename: str, prepared: PreparedImage, answer: ModelAnswer | BaseException,
     card: ModelCard, runtime: Runtime, metrics: Metrics,
 ) -> BatchItem:
-    if isinstance(answer, BaseException):
-        error = batch_error(answer, runtime, metrics)
-        return BatchItem(filename=filename, frame=prepared.frame, error=error)
-    prediction = prediction_for(card, answer, metrics, prepared)
+    """One image's entry: its prediction, or its own error (a refusal by the gate too)."""
+    try:
+        if isinstance(answer, BaseException):
+            raise answer
+        prediction = prediction_for(card, answer, runtime.settings.input_gate, metrics,
+                                    prepared)
+    except ServiceError as error:
+        return BatchItem(filename=filename, frame=prepared.frame,
+                         error=batch_error(error, runtime, metrics))
     return BatchItem(filename=filename, frame=prepared.frame, **prediction.model_dump())
 
 

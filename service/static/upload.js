@@ -12,6 +12,8 @@ const errorBox = document.getElementById("error");
 const classified = document.getElementById("classified");
 const classifiedImage = document.getElementById("classified-image");
 const dicomLine = document.getElementById("dicom");
+const refusal = document.getElementById("refusal");
+const gateNote = document.getElementById("gate-note");
 // What browsers cannot show themselves; the page shows the server's conversion instead.
 const NOT_PREVIEWABLE = /\.(dcm|dicom|tiff?)$/i;
 
@@ -24,6 +26,7 @@ fileInput.addEventListener("change", () => {
   show(result, false);
   show(errorBox, false);
   show(classified, false);
+  show(refusal, false);
   if (file && file.type.startsWith("image/") && !NOT_PREVIEWABLE.test(file.name)) {
     preview.src = URL.createObjectURL(file);
     show(preview, true);
@@ -50,9 +53,16 @@ form.addEventListener("submit", async (event) => {
   button.disabled = true;
   button.textContent = "Classifying…";
   show(errorBox, false);
+  show(refusal, false);
   try {
     const response = await fetch("/predict", { method: "POST", body, headers });
     const answer = await response.json();
+    if (response.status === 422 && String(answer.type).endsWith("not_brain_mri")) {
+      // The input gate refused the image: say what the model expects, not an error dump.
+      show(result, false);
+      show(refusal, true);
+      return;
+    }
     if (!response.ok) {
       throw new Error(`${answer.title || response.status}: ${answer.detail || ""}`);
     }
@@ -67,6 +77,11 @@ form.addEventListener("submit", async (event) => {
       document.getElementById("sop-uid").textContent = answer.dicom.sop_instance_uid;
     }
     result.className = answer.label;
+    const check = answer.input_check;
+    gateNote.textContent = check && !check.passed
+      ? "Note: this image does not look like a brain MRI slice; treat the label with caution."
+      : "";
+    show(gateNote, Boolean(check && !check.passed));
     show(result, true);
     await showClassified(body, headers);
   } catch (error) {

@@ -73,3 +73,22 @@ def test_a_dicom_file_is_classified_and_its_converted_slice_shown(
     )
     assert size == [96, 80]  # the slice's own grid, converted by the server
     page.screenshot(path=str(tmp_path / "upload-page-dicom.png"), full_page=True)
+
+
+def test_an_image_the_gate_refuses_gets_a_friendly_message(
+    page: Any, server_url: str, tmp_path: Path
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "holiday.png"
+    noise = np.random.default_rng(5).integers(0, 256, (60, 80, 3), np.uint8)
+    Image.fromarray(noise, "RGB").save(photo)
+    page.goto(server_url + "/")
+    page.set_input_files("#file", str(photo))
+    page.click("#submit")
+    page.wait_for_selector("#refusal", state="visible", timeout=20_000)
+    text = page.text_content("#refusal") or ""
+    assert "does not look like a brain MRI slice" in text
+    assert page.is_hidden("#error") and page.is_hidden("#result")
+    page.screenshot(path=str(tmp_path / "upload-page-refusal.png"))

@@ -45,7 +45,8 @@ GATE = {
     "target_acceptance": 0.995,
     "fitted_on": "training split: 2597 slices of brain MRI only",
     "acceptance": {"validation": 0.995, "test": 0.996},
-    "ood_refusal": {"overall": 0.97, "by_kind": {"natural_photos": 0.99}},
+    "ood_refusal": {"overall": 0.97, "by_kind": {"natural_photos": 0.99},
+                    "near_ood": {"head_ct": 0.8}},
 }
 EXPLAIN = {"signature": "explain", "method": "grad-cam", "layer": "stage4_conv",
            "heatmap_key": "heatmap"}
@@ -91,6 +92,7 @@ def test_optional_sections_are_typed_and_survive_a_write(tmp_path: Path) -> None
     assert card.input_gate.acceptance is not None and card.input_gate.acceptance.test == 0.996
     assert card.input_gate.ood_refusal is not None
     assert card.input_gate.ood_refusal.by_kind == {"natural_photos": 0.99}
+    assert card.input_gate.ood_refusal.near_ood == {"head_ct": 0.8}
     assert card.explain == ExplainSpec(layer="stage4_conv")
     assert card.extra == {"operating_points": {"default": "screening"}}  # not yet in the schema
     version_dir = tmp_path / "m" / "3"

@@ -34,13 +34,18 @@ def running_client(
 
 @pytest.fixture
 def make_client(exported_model_dir: Path) -> Iterator[ClientFactory]:
-    """`with make_client(max_pixels=100) as client:` an app on the test model, ready."""
+    """`with make_client(max_pixels=100) as client:` an app on the test model, ready.
+
+    The test model has an input gate; apps run it in `report` mode unless a test asks for
+    another, so that the many synthetic shapes the API tests send (rectangles, blanks, tiny
+    images) are answered. test_api_gate.py tests `enforce`, the service's default."""
 
     def factory(
         wait: bool = True, raise_server_exceptions: bool = True,
         app_hook: Callable[[FastAPI], None] | None = None, **overrides: Any,
     ) -> Any:
         overrides.setdefault("model_dir", exported_model_dir)
+        overrides.setdefault("input_gate", "report")
         return running_client(
             Settings(**overrides), wait, raise_server_exceptions, app_hook
         )

@@ -17,7 +17,8 @@ def test_ready_names_the_loaded_model(client: TestClient) -> None:
         response = client.get(path)
         assert response.status_code == 200
         assert response.json() == {
-            "status": "ready", "model": {"name": "test-model", "version": 1}
+            "status": "ready", "model": {"name": "test-model", "version": 1},
+            "input_gate": "report",  # the API tests' mode (tests/service/conftest.py)
         }
     assert client.get("/health/live").json() == {"status": "live"}
 

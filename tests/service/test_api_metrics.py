@@ -5,22 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
-
-
-def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    values = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return values
-
-
-def value(metrics: dict[Any, float], metric: str, **labels: str) -> float:
-    return metrics.get((metric, tuple(sorted(labels.items()))), 0.0)
+from service_helpers import scrape, value
 
 
 def test_counters_move_by_the_right_amounts(

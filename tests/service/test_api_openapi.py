@@ -45,7 +45,11 @@ def test_openapi_describes_the_contract(client: TestClient) -> None:
     assert "application/problem+json" in predict["responses"]["415"]["content"]
     assert "HTTPValidationError" not in json.dumps(document)
     prediction = document["components"]["schemas"]["Prediction"]["properties"]
-    assert set(prediction) == {"label", "tumor_probability", "threshold", "model", "dicom"}
+    assert set(prediction) == {"label", "tumor_probability", "threshold", "model", "dicom",
+                               "input_check"}
+    check = document["components"]["schemas"]["InputCheck"]["properties"]
+    assert set(check) == {"brain_mri_score", "brain_mri_threshold", "passed"}
+    assert "not_brain_mri" in predict["responses"]["422"]["description"]
     assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 

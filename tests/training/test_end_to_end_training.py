@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
-from synthetic_images import write_dataset
+from PIL import Image
+from synthetic_images import make_slice, write_dataset
 
 from model_contract import read_card
 from training.cli import main
@@ -101,7 +102,13 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     assert card.intended_use is not None and "not a diagnostic device" in card.intended_use
     assert card.training is not None and card.training["architecture"] == "compact"
     assert card.library_versions is not None and "tensorflow" in card.library_versions
-    assert card.input_gate is None and card.explain is None
+    assert card.explain is None
+    gate = card.input_gate  # fitted on the training split, threshold from validation
+    assert gate is not None and gate.output_key == "brain_mri_score"
+    assert gate.acceptance is not None and gate.acceptance.validation is not None
+    assert gate.acceptance.validation >= 0.995 and gate.target_acceptance == 0.995
+    assert gate.ood_refusal is None  # no --ood given
+    assert report["input_gate"]["acceptance"]["validation"] == gate.acceptance.validation
 
     # evaluate reloads the SavedModel and reproduces the run's test figures exactly.
     evaluated = tmp_path / "evaluated"
@@ -114,6 +121,7 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     assert again["baseline_metadata_only"]["metrics"] == report["baseline_metadata_only"][
         "metrics"]
     _assert_pngs(evaluated, TRAIN_PLOTS[1:])
+    assert again["input_gate"]["acceptance"] == report["input_gate"]["acceptance"]["test"]
 
     # The re-encoded robustness check scores the same files after re-encoding.
     reencoded = tmp_path / "reencoded"
@@ -125,6 +133,44 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     _assert_sane_metrics(robust["test"]["metrics"], len(test_paths))
     predictions = list(csv.DictReader((reencoded / "predictions.csv").open()))
     assert sorted(row["path"] for row in predictions) == test_paths
+
+    # evaluate --ood: the gate's refusal per kind; saturated colour noise always fails it.
+    ood = _write_ood_set(tmp_path / "ood")
+    gated = tmp_path / "gated"
+    assert main(["evaluate", "--model", str(version_dir), "--data", str(tiny_data), "--report",
+                 str(gated), "--split-manifest", str(run / "manifest.csv"), "--ood", str(ood),
+                 "--bootstrap-resamples", "50"]) == 0
+    kinds = _load(gated / "report.json")["input_gate"]["ood"]["by_kind"]
+    assert kinds["natural_photos"] == {"role": "far", "n": 3, "refused": 3, "refusal": 1.0}
+    assert kinds["head_ct"]["role"] == "near" and kinds["head_ct"]["n"] == 1
+    assert kinds["brain_mr_control"]["role"] == "control"
+
+    # --resume-fit reuses the finished fit: no training, the same model and figures.
+    resumed = tmp_path / "resumed"
+    assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "models2"),
+                 "--run-dir", str(resumed), "--resume-fit", str(run), "--epochs", "2",
+                 "--image-size", "32", "--bootstrap-resamples", "200"]) == 0
+    second = _load(resumed / "report.json")
+    assert second["training"]["fit_resumed_from"] == str(run)
+    assert second["test"]["metrics"] == report["test"]["metrics"]
+    assert not (resumed / "checkpoints").exists()
+    assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "models3"),
+                 "--run-dir", str(tmp_path / "other"), "--resume-fit", str(run), "--epochs",
+                 "3", "--image-size", "32"]) == 2  # other settings: refused
+
+
+def _write_ood_set(folder: Path) -> Path:
+    rng = np.random.default_rng(3)
+    for kind, images in {
+        "natural_photos": [Image.fromarray(rng.integers(0, 256, (40, 50, 3), np.uint8))
+                           for _ in range(3)],
+        "head_ct": [make_slice(901).convert("RGB").point(lambda v: 255 - v)],
+        "brain_mr_control": [make_slice(902)],
+    }.items():
+        (folder / kind).mkdir(parents=True)
+        for index, image in enumerate(images):
+            image.save(folder / kind / f"{index}.png")
+    return folder
 
 
 def test_exported_signature_equals_the_in_memory_model(tiny_data: Path, tmp_path: Path) -> None:
