@@ -175,4 +175,8 @@ def test_a_decoded_size_bomb_is_answered(corpus_client: TestClient) -> None:
     Image.new("RGBA", (5000, 5000)).save(buffer, format="PNG", optimize=True)
     answer = corpus_client.post("/predict", files={"file": ("b", buffer.getvalue())},
                                 headers=KEY)
-    assert answer.status_code == 200 and answer.json()["label"] in {"healthy", "tumor"}
+    # It reaches the model: answered, or refused by the input gate (a blank image is no MRI).
+    if answer.status_code == 422:
+        assert answer.json()["type"].endswith(":not_brain_mri"), answer.text
+    else:
+        assert answer.status_code == 200 and answer.json()["label"] in {"healthy", "tumor"}
