@@ -21,6 +21,7 @@ from model_contract.canonical import (
     PASSTHROUGH_MODES,
     canonical_bytes,
     canonical_from_image,
+    load_image,
     passes_through,
     to_8bit,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "OodRefusal",
     "canonical_bytes",
     "canonical_from_image",
+    "load_image",
     "card_from_dict",
     "card_to_dict",
     "find_version_dir",

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import copy
+import logging.config
+import sys
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-from uvicorn.config import LOGGING_CONFIG
+from pydantic import ValidationError
 
 from service.app import create_app
 from service.config import Settings
+from service.http_server import serve
+from service.logs import logging_config
+
+# Exit status for settings that cannot be used (argparse's own errors exit 2 as well).
+EXIT_BAD_SETTINGS = 2
+FLAGS = {"host": "--host", "port": "--port", "model_dir": "--model-dir",
+         "model_name": "--model-name", "log_level": "--log-level"}
+SECRET_FIELDS = frozenset({"api_key"})
 
 
 def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
@@ -33,26 +41,35 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     return {key: value for key, value in args.items() if value is not None}
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["service"] = {
-        "handlers": ["default"], "level": level.upper(), "propagate": False
-    }
-    return config
+def settings_error_lines(error: ValidationError) -> list[str]:
+    """One line per bad setting: the variable (and flag), the value, and what is allowed."""
+    lines = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        if not field:  # a rule across settings: its message names them
+            lines.append(f"error: invalid settings: {message}")
+            continue
+        name = f"MRI_{field.upper()}" + (f" ({FLAGS[field]})" if field in FLAGS else "")
+        value = "<hidden>" if field in SECRET_FIELDS else repr(problem.get("input"))
+        lines.append(f"error: {name}={value} is not allowed: {message}")
+    return lines
+
+
+def load_settings(argv: list[str] | None = None) -> Settings:
+    try:
+        return Settings(**parse_args(argv))
+    except ValidationError as error:
+        print("\n".join(settings_error_lines(error)), file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = Settings(**parse_args(argv))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level),
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
-        server_header=False,
-    )
+    settings = load_settings(argv)
+    log_config = logging_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(log_config)
+    status = serve(create_app(settings), settings, log_config)
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.gate import GateMode
@@ -103,6 +103,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads that check and convert uploads (default: CPUs, at most 4).",
     )
+    decode_memory_bytes: int = Field(
+        default=256 * MiB, ge=16 * MiB, description="Memory the uploads being decoded may hold "
+        "at once (estimated from their headers); a decode that does not fit waits its turn."
+    )
     retry_after_seconds: int = Field(
         default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
     )
@@ -113,6 +117,29 @@ class Settings(BaseSettings):
     )
     graceful_shutdown_seconds: float = Field(
         default=8.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request line and headers, in bytes "
+        "(more: 431 and the connection is closed)."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest a connection may take to send a request's "
+        "headers (longer: 408 and the connection is closed)."
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest a request may take to send its body (longer: "
+        "408 and the connection is closed)."
+    )
+    max_connections: int = Field(
+        default=128, ge=1, description="Open connections (or requests in progress) at most; "
+        "a request beyond it gets 503 + Retry-After."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text` lines, or `json`: one JSON object per line."
+    )
+    exit_on_load_failure: bool = Field(
+        default=True, description="End the process (status 3) when the model cannot be loaded; "
+        "false keeps it live and not ready."
     )
 
     @field_validator("cors_origins", mode="before")
@@ -131,3 +158,21 @@ class Settings(BaseSettings):
     @classmethod
     def empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("model_name")
+    @classmethod
+    def plain_model_name(cls, value: str | None) -> str | None:
+        # The name is a folder under model_dir: a separator or ".." would reach outside it.
+        if value is not None and (value in {".", ".."} or "/" in value or "\\" in value):
+            raise ValueError("must be a folder name under MRI_MODEL_DIR, without / \\ or ..")
+        return value
+
+    @model_validator(mode="after")
+    def batch_fits_in_queue(self) -> Self:
+        # A batch is queued whole or not at all: one larger than the queue could never fit.
+        if self.queue_size < self.max_batch_files:
+            raise ValueError(
+                f"MRI_QUEUE_SIZE ({self.queue_size}) must be at least MRI_MAX_BATCH_FILES "
+                f"({self.max_batch_files}): a larger batch could never be queued"
+            )
+        return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -12,8 +11,7 @@ from service.config import Settings
 from service.errors import Unauthenticated
 from service.metrics import Metrics
 from service.runtime import Runtime
-
-API_KEY_HEADER = "X-API-Key"
+from service.security import API_KEY_HEADER, api_key_matches
 
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -46,11 +44,10 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 async def require_api_key(
     settings: SettingsDep, provided: Annotated[str | None, Security(api_key_header)] = None
 ) -> None:
-    """Unauthenticated unless the configured key was sent; the comparison takes constant time."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value().encode()
-    if provided is None or not hmac.compare_digest(provided.encode(), expected):
+    """Unauthenticated unless the configured key was sent (constant-time comparison).
+    ApiKeyMiddleware has already refused such a request before its body was read; this
+    dependency puts the key in the OpenAPI document."""
+    if not api_key_matches(settings.api_key, provided):
         raise Unauthenticated(API_KEY_HEADER)
 
 

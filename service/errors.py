@@ -90,6 +90,18 @@ class TooManyFiles(InvalidInput):
         )
 
 
+class SeveralFiles(InvalidInput):
+    """/predict got more than one `file` part (FastAPI would answer for the last alone)."""
+
+    reason = "several_files"
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"The request has {count} `file` parts; send exactly one (/predict/batch takes "
+            "several)."
+        )
+
+
 class UnsupportedTransferSyntax(InvalidInput):
     """A DICOM file whose pixel data is encoded in a way no installed decoder reads."""
 

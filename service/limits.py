@@ -1,12 +1,16 @@
-"""The request body byte limit, enforced while the body streams in (before it is all in memory).
+"""The request body's byte and time limits, enforced while the body streams in.
 
 A declared Content-Length over the limit is refused before a byte is read; otherwise the bytes
 are counted as they arrive and reading stops with 413 as soon as the count passes the limit.
+A body that has not all arrived within the time limit (a slow client, or a Content-Length larger
+than what is sent) ends with 408, so a connection is never held open by a body that never ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Mapping, Sequence
 
 from starlette.datastructures import Headers
@@ -44,6 +48,22 @@ async def handle_body_too_large(request: Request, exc: Exception) -> Response:
     return problem_response(body_too_large_body(exc.limit, request.url.path))
 
 
+class BodyTimeout(StarletteHTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"The request body did not arrive within {seconds:g} seconds.")
+        self.seconds = seconds
+
+
+async def handle_body_timeout(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTimeout)
+    body = problem_body(
+        408, str(exc.detail), request.url.path, type_=TYPE_PREFIX + "body_timeout",
+        limit_seconds=exc.seconds,
+    )
+    # The rest of the body may still come: the connection cannot be reused.
+    return problem_response(body, {"Connection": "close"})
+
+
 class BodyLimitMiddleware:
     def __init__(
         self,
@@ -52,11 +72,13 @@ class BodyLimitMiddleware:
         default_limit: int,
         path_limits: Mapping[str, int] | None = None,
         pattern_limits: Sequence[tuple[re.Pattern[str], int]] = (),
+        timeout_seconds: float = 60.0,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.default_limit = default_limit
         self.path_limits = dict(path_limits or {})
+        self.timeout_seconds = timeout_seconds
         self.pattern_limits = list(pattern_limits)
 
     def limit_for(self, path: str) -> int:
@@ -81,15 +103,24 @@ class BodyLimitMiddleware:
             return
 
         received = 0
+        body_done = False
+        deadline = time.monotonic() + self.timeout_seconds
 
         async def receive_within_limit() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later calls wait for a disconnect: no deadline on those
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                record_rejection(self.metrics, scope["path"], "body_timeout")
+                raise BodyTimeout(self.timeout_seconds) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     record_rejection(self.metrics, scope["path"], BODY_TOO_LARGE)
                     raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
             return message
 
         await self.app(scope, receive_within_limit, send)

@@ -12,6 +12,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +34,7 @@ from service.errors import (
     NotBrainMRI,
     QueueFull,
     ServiceError,
+    SeveralFiles,
     TooManyFiles,
     TooManyPixels,
     Truncated,
@@ -63,6 +65,9 @@ class ProblemDetails(BaseModel):
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong with this request.")
     instance: str | None = Field(None, description="The request path.")
+    request_id: str | None = Field(
+        None, description="The request's ID, also in the X-Request-ID header and the logs."
+    )
 
 
 # The one mapping from domain errors to HTTP statuses; the most specific class wins.
@@ -73,6 +78,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     TooManyPixels: 413,
     Undecodable: 422,
     TooManyFiles: 422,
+    SeveralFiles: 422,
     NotBrainMRI: 422,
     UnsupportedTransferSyntax: 415,
     UnsupportedModality: 422,
@@ -165,6 +171,9 @@ def problem_body(
     }
     if instance is not None:
         body["instance"] = instance
+    request_id = correlation_id.get()
+    if request_id is not None:
+        body["request_id"] = request_id
     body.update(jsonable_encoder(extensions))
     return body
 

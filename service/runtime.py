@@ -24,10 +24,11 @@ from model_contract import CardError, LayoutError, find_version_dir, read_card
 from model_contract.dicom import is_dicom
 from service.batching import MicroBatcher
 from service.config import Settings
+from service.decode_budget import DecodeBudget
 from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed
 from service.gate import gate_status
-from service.images import PreparedImage, prepare_image
+from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
 from service.model import ModelAnswer, ModelRunner, configure_tensorflow_threads
 
@@ -39,11 +40,31 @@ EXPLAINED_LOAD_ERRORS = (ModelLoadError, LayoutError, CardError)
 RETIRE_AFTER_SECONDS = 30.0
 
 
+def public_reason(error: Exception, model_dir: Path) -> str:
+    """Why loading failed, as readiness answers say it: server paths become MRI_MODEL_DIR and
+    an unexplained error (a TensorFlow or Python internal) is not shown; the log has it all."""
+    if not isinstance(error, EXPLAINED_LOAD_ERRORS):
+        return "the model could not be loaded (the service log says why)"
+    message = str(error)
+    for form in sorted({str(model_dir.resolve()), str(model_dir)}, key=len, reverse=True):
+        message = message.replace(form, "MRI_MODEL_DIR")
+    return f"the model could not be loaded: {message}"
+
+
 def prepare_upload(data: bytes, max_pixels: int) -> list[PreparedImage]:
     """DICOM is recognised from its bytes (the `DICM` marker), never from the file name."""
     if is_dicom(data):
         return prepare_dicom(data, max_pixels)
     return [prepare_image(data, max_pixels)]
+
+
+def upload_cost(data: bytes, max_pixels: int) -> int:
+    """The bytes decoding this upload may hold at its peak. For DICOM the header is not read
+    here: 16 bytes per byte of the file covers uncompressed 16-bit pixels and their float
+    conversion (a compressed file may take more)."""
+    if is_dicom(data):
+        return 16 * len(data)
+    return decode_cost(data, max_pixels)
 
 
 class RuntimeState(enum.StrEnum):
@@ -91,9 +112,11 @@ class Runtime:
         self.state = RuntimeState.LOADING
         self.reason = "the model is loading"
         self._active: tuple[ModelRunner, MicroBatcher[ModelAnswer]] | None = None
+        self.failure: str | None = None  # why loading failed, for the log only
         self.decode_pool = ThreadPoolExecutor(
             settings.decode_threads, thread_name_prefix="upload-check"
         )
+        self.decode_budget = DecodeBudget(settings.decode_memory_bytes)
         self._loaded = threading.Event()
         self._stopping = threading.Event()
         self._reload_lock = threading.Lock()
@@ -138,11 +161,9 @@ class Runtime:
             runner, batcher = load_version(version_dir, settings, self.metrics)
         except Exception as error:
             self.state = RuntimeState.FAILED
-            self.reason = f"the model could not be loaded: {error}"
-            logger.error(
-                "model not loaded; the service stays live and not ready: %s",
-                error if isinstance(error, EXPLAINED_LOAD_ERRORS) else repr(error),
-            )
+            self.failure = str(error) if isinstance(error, EXPLAINED_LOAD_ERRORS) else repr(error)
+            self.reason = public_reason(error, settings.model_dir)
+            logger.error("model not loaded: %s", self.failure)
         else:
             self._activate(runner, batcher)
             self.metrics.model_ready.set(1)
@@ -234,8 +255,12 @@ class Runtime:
 
     async def prepare(self, data: bytes) -> list[PreparedImage]:
         """Check and convert one upload off the event loop (one image, or one per frame of a
-        DICOM file); raise InvalidInput when it fails."""
+        DICOM file); raise InvalidInput when it fails. The header is read first, and the
+        decode waits for its bytes in the decode budget."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.decode_pool, prepare_upload, data, self.settings.max_pixels
-        )
+        max_pixels = self.settings.max_pixels
+        cost = await loop.run_in_executor(self.decode_pool, upload_cost, data, max_pixels)
+        async with self.decode_budget.reserve(cost):
+            return await loop.run_in_executor(
+                self.decode_pool, prepare_upload, data, max_pixels
+            )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from model_contract import canonical_from_image
+from model_contract import canonical_from_image, load_image
 from model_contract.dicom import DicomError, frame_png, is_dicom, read_dicom
 
 
@@ -63,10 +63,10 @@ def read_image(data: bytes) -> ReadImage:
         return _read_dicom(data)
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image.load()
             metadata = ImageMetadata(
                 image.width, image.height, image.mode, image.format or "UNKNOWN"
             )
+            load_image(image)
             canonical, _ = canonical_from_image(image, data)
     except UnidentifiedImageError as error:
         raise UnreadableImage("not a recognised image format") from error

@@ -37,7 +37,7 @@ IMAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
     "/convert",
     summary="The image the model classifies for an upload (DICOM converted to 8-bit)",
     response_class=Response,
-    responses={**IMAGE_RESPONSE, **problem_responses(401, 413, 415, 422)},
+    responses={**IMAGE_RESPONSE, **problem_responses(400, 401, 408, 413, 415, 422)},
 )
 async def convert(
     file: Annotated[UploadFile, File(description=f"One file. {ACCEPTED_NOTE}")],

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, UploadFile
+from fastapi import APIRouter, File, Header, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,7 +20,14 @@ from model_contract.dicom import DicomIdentity
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
 from service.dicom_report import MEDIA_TYPE as DICOM_MEDIA_TYPE
 from service.dicom_report import Finding, structured_report
-from service.errors import FileTooLarge, MultiFrame, NotAcceptable, ServiceError, TooManyFiles
+from service.errors import (
+    FileTooLarge,
+    MultiFrame,
+    NotAcceptable,
+    ServiceError,
+    SeveralFiles,
+    TooManyFiles,
+)
 from service.gate import GateMode, check_input
 from service.images import PreparedImage
 from service.metrics import Metrics
@@ -46,9 +53,9 @@ NOT_BRAIN_MRI_NOTE = (
 )
 
 ACCEPTED_NOTE = (
-    "PNG, JPEG, BMP, TIFF, GIF or WebP (8- or 16-bit greyscale, RGB, RGBA, palette or CMYK), "
-    "or a DICOM Part 10 MR image (uncompressed, RLE, JPEG, JPEG-LS or JPEG 2000). The format "
-    "is read from the bytes, not the file name."
+    "PNG, JPEG, BMP, TIFF, GIF or WebP (8-, 16- or 32-bit integer or float greyscale, RGB, "
+    "RGBA, palette or CMYK), or a DICOM Part 10 MR image (uncompressed, RLE, JPEG, JPEG-LS or "
+    "JPEG 2000). The format is read from the bytes, not the file name."
 )
 ACCEPT_NOTE = (
     f"`{DICOM_MEDIA_TYPE}` to receive a DICOM Comprehensive SR referencing the input instead "
@@ -123,17 +130,22 @@ async def report_response(
     "/predict",
     summary="Classify one brain MRI slice (422 not_brain_mri when the input gate refuses it)",
     response_model=Prediction,
-    responses={**REPORT_RESPONSE, **problem_responses(401, 406, 413, 415, 422, 503),
+    responses={**REPORT_RESPONSE, **problem_responses(400, 401, 406, 408, 413, 415, 422, 503),
                422: {"model": ProblemDetails, "description": NOT_BRAIN_MRI_NOTE}},
 )
 async def predict(
     file: Annotated[UploadFile, File(description=f"One image. {ACCEPTED_NOTE}")],
+    request: Request,
     runtime: RuntimeDep,
     metrics: MetricsDep,
     _: ApiKeyDep,
     accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
 ) -> Prediction | Response:
     runner, batcher = runtime.ready_parts()
+    # FastAPI would take the last of several `file` parts and answer for it alone.
+    parts = len((await request.form()).getlist("file"))
+    if parts > 1:
+        raise SeveralFiles(parts)
     images = await read_checked(file, runtime)
     if len(images) > 1:
         raise MultiFrame(len(images), BATCH_PATH)
@@ -177,7 +189,7 @@ def batch_item(
     summary="Classify several slices; one bad file never fails the others",
     response_model=BatchPrediction,
     response_model_exclude_none=True,
-    responses=problem_responses(401, 413, 422, 503),
+    responses=problem_responses(400, 401, 408, 413, 422, 503),
 )
 async def predict_batch(
     files: Annotated[

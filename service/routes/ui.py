@@ -1,4 +1,5 @@
-"""GET /: the upload page (plain HTML and JavaScript under service/static/, no build step)."""
+"""GET / (the upload page) and GET /docs (Swagger UI): plain HTML and JavaScript under
+service/static/, no build step, every asset served from here (no CDN: works offline)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,30 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(tags=["ui"])
 
-# The page loads only its own script and talks only to this service.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-        "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-}
+# Each page loads only its own scripts and styles and talks only to this service.
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+# Swagger UI sets some styles inline and draws its icons from data: URLs.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def page(name: str, policy: str) -> HTMLResponse:
+    return HTMLResponse(
+        (STATIC_DIR / name).read_text(), headers={"Content-Security-Policy": policy}
+    )
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
 async def upload_page() -> HTMLResponse:
-    return HTMLResponse((STATIC_DIR / "index.html").read_text(), headers=PAGE_HEADERS)
+    return page("index.html", PAGE_POLICY)
+
+
+@router.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+async def docs_page() -> HTMLResponse:
+    return page("docs.html", DOCS_POLICY)

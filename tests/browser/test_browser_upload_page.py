@@ -3,14 +3,6 @@ API against a real `python -m service` process: choose a file, submit, see the l
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,80 +12,6 @@ from dicom_files import DICOM_MAKERS
 from synthetic_slices import synthetic_slice
 
 pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def require(available: bool, reason: str) -> None:
-    """Missing tools fail the run in CI (CI=true) and skip it on a developer's machine."""
-    if available:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def playwright_api() -> Any:
-    require(Path(CHROMIUM).is_file(), "chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright Python package is not installed (pip install playwright)")
-    with sync_playwright() as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def server_url(exported_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = tmp_path_factory.mktemp("browser-server") / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port),
-             "--model-dir", str(exported_model_dir)],
-            cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "MRI_ACCESS_LOG": "false"},
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            else:
-                pytest.fail(f"service not ready: {log.read_text()}")
-            yield url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(30)
-
-
-@pytest.fixture
-def page(playwright_api: Any, tmp_path: Path) -> Iterator[Any]:
-    context = playwright_api.chromium.launch_persistent_context(
-        user_data_dir=str(tmp_path / "chromium-profile"),  # fresh profile per test
-        executable_path=CHROMIUM,
-        headless=True,
-        args=CHROMIUM_ARGS,
-    )
-    try:
-        yield context.pages[0] if context.pages else context.new_page()
-    finally:
-        context.close()
 
 
 def test_choose_a_file_submit_and_see_the_label(

@@ -57,4 +57,5 @@ def test_swagger_ui_is_served(client: TestClient) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
-    assert "/openapi.json" in response.text
+    assert '<script src="/static/docs.js"' in response.text
+    assert 'url: "/openapi.json"' in client.get("/static/docs.js").text

@@ -196,7 +196,7 @@ def test_not_ready_is_503_with_retry_after(make_client: Any, tmp_path: Any, png:
 def test_full_queue_is_503_with_retry_after_and_others_still_answered(
     make_client: Any, png: bytes, sample_images: dict[str, bytes]
 ) -> None:
-    with make_client(queue_size=1, max_batch_size=1, max_wait_ms=0) as client:
+    with make_client(queue_size=1, max_batch_files=1, max_batch_size=1, max_wait_ms=0) as client:
         batcher = client.app.state.runtime.batcher  # type: ignore[attr-defined]
         real_predict = batcher._predict
         entered, release = threading.Event(), threading.Event()

@@ -108,8 +108,12 @@ def test_batch_not_ready_is_503(make_client: Any, png: bytes, tmp_path: Any) -> 
         assert "retry-after" in response.headers
 
 
-def test_batch_larger_than_the_queue_is_503(make_client: Any, png: bytes) -> None:
-    with make_client(queue_size=2) as client:
+def test_batch_larger_than_the_queue_is_never_a_retryable_503(
+    make_client: Any, png: bytes
+) -> None:
+    # MRI_QUEUE_SIZE >= MRI_MAX_BATCH_FILES is checked at start-up, so a batch that could never
+    # be queued is refused by its size (422), not with a 503 the client would retry forever.
+    with make_client(queue_size=2, max_batch_files=2) as client:
         response = batch(client, [("a", png)] * 3)
-        assert_problem(response, 503, "queue is full")
-        assert response.headers["retry-after"] == "2"
+        assert_problem(response, 422)
+        assert "retry-after" not in response.headers

@@ -17,7 +17,8 @@ from service.problems import STATUS_BY_ERROR, to_problem
 SERVICE = Path(__file__).resolve().parents[2] / "service"
 CORE_MODULES = ("images.py", "runtime.py", "model.py", "batching.py", "errors.py", "metrics.py")
 HTTP_MODULES = ("fastapi", "starlette", "service.problems", "service.deps", "service.limits",
-                "service.routes", "service.app", "service.http_metrics")
+                "service.routes", "service.app", "service.http_metrics", "service.http_server",
+                "service.security", "service.logs")
 STATUS_CODES = {status.value for status in HTTPStatus}
 
 

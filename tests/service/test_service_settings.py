@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.__main__ import logging_config, parse_args
+from service.__main__ import logging_config, main, parse_args
 from service.config import Settings, default_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +24,11 @@ def test_environment_variables_set_every_field(
         "MRI_CORS_ORIGINS": "https://a.example,https://b.example", "MRI_LOG_LEVEL": "WARNING",
         "MRI_ACCESS_LOG": "false", "MRI_TF_INTRA_OP_THREADS": "2", "MRI_TF_INTER_OP_THREADS": "1",
         "MRI_DECODE_THREADS": "3", "MRI_RETRY_AFTER_SECONDS": "5",
-        "MRI_GRACEFUL_SHUTDOWN_SECONDS": "3", "MRI_MODEL_VERSION": "2",
+        "MRI_GRACEFUL_SHUTDOWN_SECONDS": "3", "MRI_MAX_HEADER_BYTES": "4096",
+        "MRI_HEADER_TIMEOUT_SECONDS": "5", "MRI_BODY_TIMEOUT_SECONDS": "30",
+        "MRI_MAX_CONNECTIONS": "64", "MRI_LOG_FORMAT": "json", "MRI_EXIT_ON_LOAD_FAILURE": "false",
+        "MRI_DECODE_MEMORY_BYTES": "33554432",
+        "MRI_MODEL_VERSION": "2",
         "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report",
     }
     for name, value in values.items():
@@ -39,6 +43,9 @@ def test_environment_variables_set_every_field(
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.log_level == "warning" and settings.access_log is False
     assert (settings.tf_intra_op_threads, settings.decode_threads) == (2, 3)
+    assert (settings.max_header_bytes, settings.max_connections) == (4096, 64)
+    assert (settings.header_timeout_seconds, settings.body_timeout_seconds) == (5, 30)
+    assert settings.log_format == "json" and settings.exit_on_load_failure is False
     assert (settings.model_version, settings.model_poll_seconds) == (2, 0.5)
     assert settings.input_gate == "report"
 
@@ -85,3 +92,49 @@ def test_logging_config_routes_the_service_logger() -> None:
     config = logging_config("warning")
     assert config["loggers"]["service"]["level"] == "WARNING"
     assert config["loggers"]["service"]["handlers"] == ["default"]
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    return int(stopped.value.code or 0), capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_bad_setting_is_one_line_and_status_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = run_main(["--port", "70000"], capsys)
+    assert code == 2 and len(lines) == 1
+    assert "MRI_PORT (--port)=70000" in lines[0] and "65535" in lines[0]
+    monkeypatch.setenv("MRI_LOG_FORMAT", "xml")
+    code, lines = run_main([], capsys)
+    assert code == 2 and len(lines) == 1
+    assert "MRI_LOG_FORMAT='xml'" in lines[0] and "'json'" in lines[0]
+
+
+def test_a_batch_larger_than_the_queue_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MRI_QUEUE_SIZE", "8")
+    monkeypatch.setenv("MRI_MAX_BATCH_FILES", "16")
+    code, lines = run_main([], capsys)
+    assert code == 2 and len(lines) == 1
+    assert "MRI_QUEUE_SIZE (8)" in lines[0] and "MRI_MAX_BATCH_FILES (16)" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", "a\\b"])
+def test_model_names_with_path_separators_are_refused(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = run_main(["--model-name", name], capsys)
+    assert code == 2 and len(lines) == 1 and "MRI_MODEL_NAME (--model-name)" in lines[0]
+
+
+def test_the_api_key_is_never_echoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MRI_API_KEY", "x" * 5)
+    monkeypatch.setattr(Settings, "model_fields", Settings.model_fields)  # unchanged
+    monkeypatch.setenv("MRI_PORT", "-1")
+    code, lines = run_main([], capsys)
+    assert code == 2 and not any("xxxxx" in line for line in lines)
