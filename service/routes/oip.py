@@ -91,18 +91,22 @@ def served(
 
 
 def output_names(card: ModelCard) -> list[str]:
-    """The outputs every answer carries. The brain-MRI gate's score (GATE_SCORE, FP32)
-    joins them once the core returns gate scores with its answers (the input-gate work): then
-    `output_tensors` reads it from each prediction and this lists it when `card.input_gate`."""
-    return [PROBABILITY, LABEL]
+    """The outputs an answer carries: the brain-MRI gate's score (FP32) too when the model has
+    a gate (it is left out of an answer only when the service runs with MRI_INPUT_GATE=off)."""
+    return [PROBABILITY, LABEL] + ([GATE_SCORE] if card.input_gate is not None else [])
 
 
 def output_tensors(predictions: list[Prediction]) -> dict[str, OutputTensor]:
-    return {
+    tensors = {
         PROBABILITY: OutputTensor(
             PROBABILITY, "FP32", [p.tumor_probability for p in predictions]),
         LABEL: OutputTensor(LABEL, "BYTES", [p.label for p in predictions]),
     }
+    checks = [p.input_check for p in predictions]
+    if predictions and all(check is not None for check in checks):
+        tensors[GATE_SCORE] = OutputTensor(
+            GATE_SCORE, "FP32", [check.brain_mri_score for check in checks if check is not None])
+    return tensors
 
 
 def model_metadata(card: ModelCard) -> dict[str, Any]:

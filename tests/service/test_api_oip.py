@@ -80,7 +80,7 @@ def test_server_and_model_metadata_and_health(client: TestClient) -> None:
         assert metadata["name"] == TEST_MODEL_NAME and metadata["versions"] == ["1"]
         assert metadata["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
         assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [
-            ("tumor_probability", "FP32"), ("label", "BYTES")]
+            ("tumor_probability", "FP32"), ("label", "BYTES"), ("brain_mri_score", "FP32")]
         assert client.get(f"{path}/ready").json() == {"name": TEST_MODEL_NAME, "ready": True}
     assert_oip_error(client.get("/v2/models/other"), 404, "serves test-model version 1")
     assert_oip_error(client.get(f"/v2/models/{TEST_MODEL_NAME}/versions/7/ready"), 404)
@@ -101,9 +101,14 @@ def test_infer_answers_equal_predict(
         labels = [label.decode() if isinstance(label, bytes) else label
                   for label in result.as_numpy("label")]
         assert probabilities.dtype == np.float32 and probabilities.shape == (len(IMAGES),)
-        for name, probability, label in zip(IMAGES, probabilities, labels, strict=True):
+        scores = result.as_numpy("brain_mri_score")  # the test model has an input gate
+        assert scores.dtype == np.float32 and scores.shape == (len(IMAGES),)
+        for name, probability, label, score in zip(IMAGES, probabilities, labels, scores,
+                                                   strict=True):
             assert abs(float(probability) - predicted[name]["tumor_probability"]) <= 1e-6, name
             assert label == predicted[name]["label"]
+            # float32 sums over a batch of N vs of 1: equal to about 5e-6 of the score
+            assert abs(float(score) - predicted[name]["input_check"]["brain_mri_score"]) <= 1e-4
 
 
 def test_requested_outputs_and_request_id(
