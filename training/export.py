@@ -27,14 +27,17 @@ import tensorflow as tf
 
 from model_contract import (
     ACCEPTED_ENCODINGS,
+    EXPLAIN_SIGNATURE,
     INPUT_KEY,
     OUTPUT_KEY,
     SERVING_SIGNATURE,
+    ExplainSpec,
     InputSpec,
     ModelCard,
     next_version,
     write_card,
 )
+from training.gradcam import GateScore, explain_spec, make_explain_fn
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
 PredictFn = Callable[[Sequence[bytes]], np.ndarray]
@@ -54,6 +57,7 @@ class StagedExport:
     model_root: Path
     folder: Path
     preprocess: PreprocessConfig
+    explain: ExplainSpec | None = None  # the card's explain section, when exported with one
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -77,7 +81,9 @@ def input_spec(preprocess: PreprocessConfig) -> InputSpec:
     )
 
 
-def _archive(model: keras.Model, preprocess: PreprocessConfig) -> keras.export.ExportArchive:
+def _archive(
+    model: keras.Model, preprocess: PreprocessConfig, explain: bool, gate_score: GateScore | None
+) -> keras.export.ExportArchive:
     preprocess_batch = make_preprocess_fn(preprocess)
 
     def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -91,19 +97,35 @@ def _archive(model: keras.Model, preprocess: PreprocessConfig) -> keras.export.E
         fn=serve,
         input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)],
     )
+    if explain:  # Grad-CAM, see gradcam.py
+        archive.add_endpoint(
+            name=EXPLAIN_SIGNATURE,
+            fn=make_explain_fn(model, preprocess, gate_score=gate_score),
+            input_signature=[tf.TensorSpec([], tf.string, name=INPUT_KEY)],
+        )
     return archive
 
 
 def stage_export(
-    model: keras.Model, preprocess: PreprocessConfig, models_dir: Path, name: str
+    model: keras.Model,
+    preprocess: PreprocessConfig,
+    models_dir: Path,
+    name: str,
+    explain: bool = True,
+    gate_score: GateScore | None = None,
 ) -> StagedExport:
-    """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner)."""
+    """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner).
+
+    With `explain` it also gets the `explain` signature (with the gate's score when
+    `gate_score`, the input gate's scoring graph, is given).
+    """
     model_root = models_dir / name
     model_root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_root))
-    staged = StagedExport(model_root, folder, preprocess)
+    spec = explain_spec(model) if explain else None
+    staged = StagedExport(model_root, folder, preprocess, spec)
     try:
-        _archive(model, preprocess).write_out(str(folder), verbose=False)
+        _archive(model, preprocess, explain, gate_score).write_out(str(folder), verbose=False)
     except BaseException:
         staged.discard()
         raise
@@ -144,6 +166,7 @@ def publish(staged: StagedExport, card: ModelCard) -> Path:
             version=version,
             created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             input=input_spec(staged.preprocess),
+            explain=staged.explain,
         )
         write_card(staged.folder, stamped)
         # mkdtemp made the folder private (0700); a server running as another user (the
@@ -164,9 +187,10 @@ def export_model(
     models_dir: Path,
     name: str,
     verify_with: Sequence[bytes] = (),
+    explain: bool = True,
 ) -> Path:
     """Stage, verify (on `verify_with`) and publish in one call; returns the version folder."""
-    staged = stage_export(model, preprocess, models_dir, name)
+    staged = stage_export(model, preprocess, models_dir, name, explain=explain)
     try:
         verify_export(load_signature(staged.folder), model, preprocess, verify_with)
     except BaseException:
