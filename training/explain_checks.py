@@ -20,12 +20,18 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from scipy.stats import spearmanr
 
+from model_contract import (
+    EXPLAIN_SIGNATURE,
+    HEATMAP_KEY,
+    INPUT_KEY,
+    OUTPUT_KEY,
+    canonical_bytes,
+    read_card,
+)
 from training.discovery import resolve_classes
-from training.export import INPUT_KEY, load_signature, read_model_card
-from training.gradcam import EXPLAIN_SIGNATURE, HEATMAP_KEY, PROBABILITY_KEY
-from training.images import canonical_bytes
+from training.export import load_signature
 from training.preprocessing import FOREGROUND_FRACTION, PreprocessConfig, input_box
 from training.splitting import read_manifest
 
@@ -53,15 +59,15 @@ class ExplainedModel:
     """An exported version's `serving_default` and `explain` signatures."""
 
     def __init__(self, version_dir: Path) -> None:
-        card = read_model_card(version_dir)
-        self.config = PreprocessConfig(**card["input"]["preprocessing"])
+        card = read_card(version_dir)
+        self.config = PreprocessConfig(**card.input.preprocessing)
         self.probabilities = load_signature(version_dir)
         self._loaded = tf.saved_model.load(str(version_dir))
         self._explain = self._loaded.signatures[EXPLAIN_SIGNATURE]
 
     def explain(self, image: bytes) -> tuple[float, np.ndarray]:
         outputs = self._explain(**{INPUT_KEY: tf.constant(image)})
-        return float(outputs[PROBABILITY_KEY].numpy()), outputs[HEATMAP_KEY].numpy()
+        return float(outputs[OUTPUT_KEY].numpy()), outputs[HEATMAP_KEY].numpy()
 
 
 def tumour_slices(data_dir: Path, manifest: Path, split: str) -> list[Slice]:

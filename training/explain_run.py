@@ -13,6 +13,7 @@ re-exports a training checkpoint, with the card of `--version-dir`, into `--mode
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import tempfile
@@ -25,15 +26,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_contract import ModelCard, read_card
 from training.architectures import build_model
 from training.explain_checks import ExplainedModel, Slice, check_slice, summarise, tumour_slices
 from training.explain_figures import plot_distributions, plot_examples
-from training.export import export_model, read_model_card
+from training.export import export_model
 from training.preprocessing import PreprocessConfig
 
 log = logging.getLogger(__name__)
-# Fields export_model writes itself; a re-export takes everything else from the source card.
-_EXPORT_FIELDS = frozenset({"name", "version", "created_at", "input", "explain"})
 
 
 @dataclass(frozen=True)
@@ -50,27 +50,28 @@ class ExplainCheckOptions:
     examples: int = 6
 
 
-def _rebuild(card: dict[str, Any], seed: int) -> tuple[keras.Model, PreprocessConfig]:
-    config = PreprocessConfig(**card["input"]["preprocessing"])
-    return build_model(card["architecture"]["name"], config, seed=seed, augment=False), config
+def _rebuild(card: ModelCard, seed: int) -> tuple[keras.Model, PreprocessConfig]:
+    config = PreprocessConfig(**card.input.preprocessing)
+    architecture = (card.architecture or {}).get("name", "compact")
+    return build_model(architecture, config, seed=seed, augment=False), config
 
 
 def export_checkpoint(weights: Path, source_version_dir: Path, models_dir: Path) -> Path:
-    """Re-export a checkpoint of the model `source_version_dir` holds, with today's export."""
-    card = read_model_card(source_version_dir)
+    """Re-export a checkpoint of the model `source_version_dir` holds, with today's export
+    (the `explain` signature included) and that version's card."""
+    card = read_card(source_version_dir)
     model, config = _rebuild(card, seed=0)
     model.load_weights(str(weights))
-    kept = {key: value for key, value in card.items() if key not in _EXPORT_FIELDS}
-    return export_model(model, config, kept, models_dir, card["name"])
+    return export_model(model, config, card, models_dir, card.name)
 
 
 def export_randomised(version_dir: Path, seed: int, models_dir: Path) -> Path:
     """The same architecture and preprocessing with freshly initialised weights."""
-    card = read_model_card(version_dir)
+    card = read_card(version_dir)
     keras.utils.set_random_seed(seed)
     model, config = _rebuild(card, seed=seed)
-    kept = {"architecture": card["architecture"], "intended_use": "randomisation check only"}
-    return export_model(model, config, kept, models_dir, "randomised")
+    randomised = dataclasses.replace(card, intended_use="randomisation check only")
+    return export_model(model, config, randomised, models_dir, "randomised")
 
 
 def _examples(

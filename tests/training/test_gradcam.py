@@ -4,16 +4,16 @@ grid, agreement with `serving_default`, and Grad-CAM's own definition."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import encode, synthetic_slice
 from PIL import Image
 
-from training.export import load_signature, read_model_card
-from training.images import canonical_bytes
+from model_contract import canonical_bytes, read_card
+from training.export import load_signature
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,13 @@ def _explain(signatures: Any, data: bytes) -> tuple[float, np.ndarray]:
     return float(outputs["tumor_probability"].numpy()), outputs["heatmap"].numpy()
 
 
-def _framed_slice(seed: int, width: int, height: int, margin: int) -> np.ndarray:
-    """A synthetic slice inside a black frame, so the crop box is known."""
-    framed = np.zeros((height + 2 * margin, width + 2 * margin), dtype=np.uint8)
-    framed[margin:-margin, margin:-margin] = synthetic_slice(seed, (width, height))
-    return framed
+SlicePng = Callable[[int, int, int], bytes]
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_explain_signature_is_exported_with_its_card_section(
@@ -47,16 +49,16 @@ def test_explain_signature_is_exported_with_its_card_section(
     assert set(outputs) == {"tumor_probability", "heatmap"}
     assert outputs["tumor_probability"].shape.rank == 0
     assert outputs["heatmap"].shape.rank == 2 and outputs["heatmap"].dtype.name == "float32"
-    card = read_model_card(exported_version_dir)["explain"]
-    assert card["signature"] == "explain" and card["method"] == "grad-cam"
-    assert card["heatmap_key"] == "heatmap" and card["layer"]
+    spec = read_card(exported_version_dir).explain
+    assert spec is not None and spec.signature == "explain" and spec.method == "grad-cam"
+    assert spec.heatmap_key == "heatmap" and spec.layer.startswith("re_lu")
 
 
 @pytest.mark.parametrize(("width", "height"), [(97, 61), (61, 97), (33, 33), (255, 129)])
 def test_heatmap_covers_the_decoded_image_and_is_normalised(
-    signatures: Any, width: int, height: int
+    signatures: Any, slice_png: SlicePng, width: int, height: int
 ) -> None:
-    data = encode(Image.fromarray(synthetic_slice(width, (width, height)), "L"), "PNG")
+    data = slice_png(width, width, height)
     _, heatmap = _explain(signatures, data)
     assert heatmap.shape == (height, width)
     assert heatmap.min() >= 0.0
@@ -73,9 +75,11 @@ def test_heatmap_follows_exif_orientation(
     assert heatmap.shape == (stored.width, stored.height)  # 90 degrees: sides swap
 
 
-def test_heatmap_is_zero_outside_the_crop_box(signatures: Any) -> None:
+def test_heatmap_is_zero_outside_the_crop_box(signatures: Any, slice_png: SlicePng) -> None:
+    """A slice inside a wide black frame: the crop box is at least the frame's inside."""
     margin = 9
-    data = encode(Image.fromarray(_framed_slice(3, 70, 90, margin), "L"), "PNG")
+    inner = np.asarray(Image.open(io.BytesIO(slice_png(3, 70, 90))))
+    data = _png(np.pad(inner, margin))
     _, heatmap = _explain(signatures, data)
     inside = np.zeros(heatmap.shape, dtype=bool)
     inside[margin:-margin, margin:-margin] = True
@@ -84,17 +88,16 @@ def test_heatmap_is_zero_outside_the_crop_box(signatures: Any) -> None:
 
 
 def test_explain_probability_equals_serving_default(
-    signatures: Any, exported_version_dir: Path
+    signatures: Any, exported_version_dir: Path, slice_png: SlicePng
 ) -> None:
-    images = [encode(Image.fromarray(synthetic_slice(seed, (90 + seed, 70)), "L"), "PNG")
-              for seed in range(12)]
+    images = [slice_png(seed, 90 + seed, 70) for seed in range(12)]
     batch = load_signature(exported_version_dir)(images)
     alone = [_explain(signatures, data)[0] for data in images]
     assert len({round(p, 4) for p in alone}) > 6  # the test model is image-dependent
     np.testing.assert_allclose(alone, batch, rtol=0, atol=1e-6)
 
 
-def test_heatmap_is_grad_cam_of_the_tumor_logit(exported_model_dir: Path) -> None:
+def test_heatmap_is_grad_cam_of_the_tumor_logit(slice_png: SlicePng) -> None:
     """For global pooling then one dense unit, Grad-CAM reduces to ReLU(sum_k w_k A_k) (Zhou
     et al.'s CAM): check the exported map against that closed form on the same features."""
     import keras
@@ -107,7 +110,7 @@ def test_heatmap_is_grad_cam_of_the_tumor_logit(exported_model_dir: Path) -> Non
     keras.utils.set_random_seed(1)
     config = PreprocessConfig(32, 1, False)
     model = build_model("compact", config, seed=1, augment=False)
-    data = encode(Image.fromarray(synthetic_slice(5, (40, 40)), "L"), "PNG")
+    data = slice_png(5, 40, 40)
     heatmap = make_explain_fn(model, config)(tf.constant(data))["heatmap"].numpy()
 
     image = decode(tf.constant(data), config)
@@ -120,18 +123,9 @@ def test_heatmap_is_grad_cam_of_the_tumor_logit(exported_model_dir: Path) -> Non
     np.testing.assert_allclose(heatmap, expected, atol=1e-5)
 
 
-def test_export_without_explain(tmp_path: Path) -> None:
-    import keras
-
-    from training.architectures import build_model
-    from training.export import export_model
-    from training.preprocessing import PreprocessConfig
-
-    keras.utils.set_random_seed(0)
-    config = PreprocessConfig(16, 1, True)
-    model = build_model("compact", config, seed=0, augment=False)
-    version = export_model(model, config, {}, tmp_path, "plain", with_explain=False)
+def test_export_without_explain(unexplained_model_dir: Path) -> None:
     import tensorflow as tf
 
+    version = unexplained_model_dir / "test-model" / "1"
     assert list(tf.saved_model.load(str(version)).signatures) == ["serving_default"]
-    assert "explain" not in read_model_card(version)
+    assert read_card(version).explain is None
