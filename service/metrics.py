@@ -51,6 +51,15 @@ class Metrics:
         self.predictions = Counter(
             "mri_predictions", "Images answered, by predicted label.", ["label"], registry=r,
         )
+        self.explain_seconds = Histogram(
+            "mri_explain_inference_seconds",
+            "Time of one call of the explain signature (one image, Grad-CAM included).",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.explanations = Counter(
+            "mri_explanations", "Images explained by /explain, by predicted label.", ["label"],
+            registry=r,
+        )
         self.rejected_inputs = Counter(
             "mri_rejected_inputs",
             "Uploads or requests refused before reaching the model, by reason.",

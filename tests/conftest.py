@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,17 +18,17 @@ TEST_THRESHOLD = 0.5
 
 
 @pytest.fixture(scope="session")
-def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder holding `test-model/1/`: the compact CNN at 32x32 greyscale, untrained
-    but made image-dependent. Fresh batch-norm statistics shrink its features to ~1e-7, so
-    each batch-norm layer is calibrated on synthetic slices and the last layer is seeded and
-    centred: P(tumor) then spreads over (0, 1) and differs from slice to slice."""
+def test_model() -> tuple[Any, Any, Any, list[bytes]]:
+    """(Keras model, preprocessing, card, calibration slices): the compact CNN at 32x32
+    greyscale, untrained but made image-dependent. Fresh batch-norm statistics shrink its
+    features to ~1e-7, so each batch-norm layer is calibrated on synthetic slices and the last
+    layer is seeded and centred: P(tumor) then spreads over (0, 1) and differs from slice to
+    slice."""
     import keras
     import tensorflow as tf
 
     from model_contract import ModelCard
     from training.architectures import build_model
-    from training.export import export_model
     from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
     keras.utils.set_random_seed(0)
@@ -60,8 +61,33 @@ def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         metrics={"split": "none", "n": 0},
         intended_use="Tests only.",
     )
+    return model, config, card, slices
+
+
+@pytest.fixture(scope="session")
+def exported_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, test_model: tuple[Any, Any, Any, list[bytes]]
+) -> Path:
+    """A models folder holding `test-model/1/`, exported with the `explain` signature."""
+    from training.export import export_model
+
+    model, config, card, slices = test_model
     models_dir = tmp_path_factory.mktemp("models")
     export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
+def unexplained_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, test_model: tuple[Any, Any, Any, list[bytes]]
+) -> Path:
+    """The same model exported as older versions were: `serving_default` only, no explain."""
+    from training.export import export_model
+
+    model, config, card, slices = test_model
+    models_dir = tmp_path_factory.mktemp("models-without-explain")
+    export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices,
+                 explain=False)
     return models_dir
 
 
@@ -116,3 +142,12 @@ def sample_images() -> dict[str, bytes]:
         SAMPLE_MAKERS.items()
     )}
 
+
+@pytest.fixture(scope="session")
+def slice_png() -> Callable[[int, int, int], bytes]:
+    """`slice_png(seed, width, height)`: a synthetic slice of that size as greyscale PNG bytes."""
+
+    def make(seed: int, width: int, height: int) -> bytes:
+        return encode(Image.fromarray(synthetic_slice(seed, (width, height)), "L"), "PNG")
+
+    return make
