@@ -155,3 +155,39 @@ def test_a_dicom_file_is_classified_and_its_converted_slice_shown(
     )
     assert size == [96, 80]  # the slice's own grid, converted by the server
     page.screenshot(path=str(tmp_path / "upload-page-dicom.png"), full_page=True)
+
+
+def _canvas_sum(page: Any) -> float:
+    return float(page.evaluate("""() => {
+        const canvas = document.getElementById("overlay");
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        let total = 0;
+        for (let i = 0; i < data.length; i += 4) total += data[i] + data[i + 1] + data[i + 2];
+        return total;
+    }"""))
+
+
+def test_one_click_shows_the_heatmap_over_the_scan_with_an_opacity_slider(
+    page: Any, server_url: str, sample_images: dict[str, bytes], tmp_path: Path
+) -> None:
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(sample_images["png_L"])
+    expected = httpx.post(f"{server_url}/explain",
+                          files={"file": ("scan.png", scan.read_bytes())}).json()
+    page.goto(server_url + "/")
+    page.set_input_files("#file", str(scan))
+    page.click("#submit")
+    page.wait_for_selector("#overlay-view", state="visible", timeout=20_000)
+    assert page.is_visible("#scan-view") and page.is_visible("#opacity")
+    assert page.text_content("#probability") == f"{expected['tumor_probability']:.3f}"
+    size = page.evaluate("() => [overlay.width, overlay.height]")
+    assert size == [expected["heatmap"]["width"], expected["heatmap"]["height"]]
+
+    page.fill("#opacity", "0")
+    page.dispatch_event("#opacity", "input")
+    plain = _canvas_sum(page)
+    page.fill("#opacity", "1")
+    page.dispatch_event("#opacity", "input")
+    coloured = _canvas_sum(page)
+    assert plain > 0 and coloured != plain  # the slider re-blends without a new request
+    page.screenshot(path=str(tmp_path / "upload-page-overlay.png"), full_page=True)
