@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
 from model_contract import (
@@ -91,11 +92,26 @@ def brain_pixels(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     return brain
 
 
-def _png(image: np.ndarray, blank: np.ndarray | None = None) -> bytes:
+def filler(image: np.ndarray, fill: str) -> np.ndarray:
+    """What blanked pixels become: black, or the image blurred (a Gaussian of radius 1/32 of
+    its longer side), which removes local detail but keeps the brightness around it."""
+    if fill == "black":
+        return np.zeros_like(image)
+    if fill != "blur":
+        raise ValueError(f"unknown fill {fill!r}: black or blur")
+    radius = max(image.shape[:2]) / 32
+    planes = [Image.fromarray(image[..., c]).filter(ImageFilter.GaussianBlur(radius))
+              for c in range(image.shape[-1])]
+    return np.stack([np.asarray(plane) for plane in planes], axis=-1)
+
+
+def _png(image: np.ndarray, blank: np.ndarray | None = None,
+         fill: np.ndarray | None = None) -> bytes:
     pixels = image.copy()
-    if blank is not None:
+    if blank is not None and fill is not None:
         colour_channels = min(3, pixels.shape[-1])  # alpha, if any, stays opaque
-        pixels.reshape(-1, pixels.shape[-1])[blank, :colour_channels] = 0
+        flat, source = pixels.reshape(-1, pixels.shape[-1]), fill.reshape(-1, fill.shape[-1])
+        flat[blank, :colour_channels] = source[blank, :colour_channels]
     return bytes(tf.io.encode_png(tf.constant(pixels)).numpy())
 
 
@@ -106,6 +122,7 @@ def check_slice(
     rng: np.random.Generator,
     fraction: float,
     draws: int,
+    fill: str = "black",
 ) -> SliceResult:
     """Deletion test and rank correlation for one slice."""
     image = tf.io.decode_image(item.data, expand_animations=False).numpy()
@@ -117,7 +134,9 @@ def check_slice(
     randoms = [rng.choice(brain, count, replace=False) for _ in range(draws)]
     # The unblanked image goes through the same PNG re-encoding as the blanked ones, so only
     # the blanking differs between the three probabilities.
-    images = [_png(image), _png(image, hottest), *(_png(image, r) for r in randoms)]
+    fills = filler(image, fill)
+    images = [_png(image), _png(image, hottest, fills),
+              *(_png(image, r, fills) for r in randoms)]
     probabilities = trained.probabilities(images)
     return SliceResult(
         path=item.path,

@@ -30,12 +30,22 @@ def _thumbnail(values: np.ndarray, resample: Image.Resampling) -> np.ndarray:
     return np.asarray(image)
 
 
+def _overlay_layer(heatmap: np.ndarray, opacity: float) -> np.ndarray:
+    """RGBA thumbnail of a heatmap: the colour map's colour, alpha = opacity x heat, as the
+    service's overlay (no evidence leaves the scan as it is)."""
+    levels = np.rint(np.clip(heatmap, 0.0, 1.0) * 255).astype(np.uint8)
+    heat = _thumbnail(levels, Image.Resampling.BILINEAR).astype(np.float64) / 255.0
+    layer: np.ndarray = plt.get_cmap(COLOUR_MAP)(heat)
+    layer[..., 3] = opacity * heat
+    return layer
+
+
 def plot_examples(
     scans: Sequence[np.ndarray],
     heatmaps: Sequence[np.ndarray],
     random_heatmaps: Sequence[np.ndarray],
     path: Path,
-    opacity: float = 0.5,
+    opacity: float = 0.6,
 ) -> Path:
     """One column per slice: the scan, the trained model's overlay, the re-initialised one's."""
     rows = [("scan", None), ("Grad-CAM, trained", heatmaps),
@@ -49,8 +59,7 @@ def plot_examples(
             axis = axes[row][column]
             axis.imshow(grey, cmap="gray", vmin=0, vmax=255)
             if maps is not None:
-                heat = _thumbnail((maps[column] * 255).astype(np.uint8), Image.Resampling.BILINEAR)
-                axis.imshow(heat, cmap=COLOUR_MAP, vmin=0, vmax=255, alpha=opacity)
+                axis.imshow(_overlay_layer(maps[column], opacity))
             axis.set_axis_off()
             if column == 0:
                 axis.set_title(title, fontsize=7, loc="left")

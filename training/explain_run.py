@@ -45,9 +45,10 @@ class ExplainCheckOptions:
     split: str = "test"
     fraction: float = 0.1
     random_draws: int = 5
+    fill: str = "black"  # what blanked pixels become: black, or the blurred image
     seed: int = 0
     randomised_seed: int = 1
-    examples: int = 6
+    examples: int = 4
 
 
 def _rebuild(card: ModelCard, seed: int) -> tuple[keras.Model, PreprocessConfig]:
@@ -103,7 +104,8 @@ def run_explain_checks(options: ExplainCheckOptions) -> dict[str, Any]:
         results = []
         for index, item in enumerate(slices, start=1):
             results.append(check_slice(
-                item, trained, randomised, rng, options.fraction, options.random_draws
+                item, trained, randomised, rng, options.fraction, options.random_draws,
+                options.fill,
             ))
             if index % 50 == 0:
                 log.info("checked %d/%d slices", index, len(slices))
@@ -111,7 +113,7 @@ def run_explain_checks(options: ExplainCheckOptions) -> dict[str, Any]:
                   options.out_dir / "explain-examples.png")
     plot_distributions(results, options.out_dir / "explain-checks.png")
     summary = {"version_dir": str(options.version_dir), "split": options.split,
-               **summarise(results, options.fraction)}
+               "fill": options.fill, **summarise(results, options.fraction)}
     (options.out_dir / "results.json").write_text(json.dumps(
         {"summary": summary, "slices": [asdict(r) for r in results]}, indent=1
     ) + "\n")
@@ -126,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, dest="out_dir")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--fill", choices=("black", "blur"), default="black",
+                        help="what blanked pixels become (default: black)")
     parser.add_argument("--from-weights", type=Path, default=None)
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="where --from-weights exports to (never the shipped models/)")
@@ -143,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("re-exported %s as %s", args.from_weights, version_dir)
     summary = run_explain_checks(ExplainCheckOptions(
         version_dir=version_dir, data_dir=args.data_dir, manifest=args.manifest,
-        out_dir=args.out_dir, split=args.split,
+        out_dir=args.out_dir, split=args.split, fill=args.fill,
     ))
     print(json.dumps(summary, indent=2))
     return 0
