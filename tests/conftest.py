@@ -15,10 +15,11 @@ from synthetic_slices import synthetic_slice
 
 TEST_MODEL_NAME = "test-model"
 TEST_THRESHOLD = 0.5
+TestModel = tuple[Any, Any, Any, list[bytes]]  # (Keras model, preprocessing, card, slices)
 
 
 @pytest.fixture(scope="session")
-def test_model() -> tuple[Any, Any, Any, list[bytes]]:
+def test_model() -> TestModel:
     """(Keras model, preprocessing, card, calibration slices): the compact CNN at 32x32
     greyscale, untrained but made image-dependent. Fresh batch-norm statistics shrink its
     features to ~1e-7, so each batch-norm layer is calibrated on synthetic slices and the last
@@ -64,31 +65,27 @@ def test_model() -> tuple[Any, Any, Any, list[bytes]]:
     return model, config, card, slices
 
 
-@pytest.fixture(scope="session")
-def exported_model_dir(
-    tmp_path_factory: pytest.TempPathFactory, test_model: tuple[Any, Any, Any, list[bytes]]
-) -> Path:
-    """A models folder holding `test-model/1/`, exported with the `explain` signature."""
+def _export(test_model: TestModel, models_dir: Path, explain: bool) -> Path:
     from training.export import export_model
 
     model, config, card, slices = test_model
-    models_dir = tmp_path_factory.mktemp("models")
-    export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices)
+    export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices,
+                 explain=explain)
     return models_dir
+
+
+@pytest.fixture(scope="session")
+def exported_model_dir(tmp_path_factory: pytest.TempPathFactory, test_model: TestModel) -> Path:
+    """A models folder holding `test-model/1/`, exported with the `explain` signature."""
+    return _export(test_model, tmp_path_factory.mktemp("models"), explain=True)
 
 
 @pytest.fixture(scope="session")
 def unexplained_model_dir(
-    tmp_path_factory: pytest.TempPathFactory, test_model: tuple[Any, Any, Any, list[bytes]]
+    tmp_path_factory: pytest.TempPathFactory, test_model: TestModel
 ) -> Path:
     """The same model exported as older versions were: `serving_default` only, no explain."""
-    from training.export import export_model
-
-    model, config, card, slices = test_model
-    models_dir = tmp_path_factory.mktemp("models-without-explain")
-    export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices,
-                 explain=False)
-    return models_dir
+    return _export(test_model, tmp_path_factory.mktemp("models-without-explain"), explain=False)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,8 @@ from training.splitting import read_manifest
 
 log = logging.getLogger(__name__)
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+# P(tumor) bands of the unblanked slices: a saturated P(tumor) can hardly fall.
+CONFIDENCE_BANDS = ((0.0, 0.9), (0.9, 0.99), (0.99, 1.0))
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,17 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     return {f"q{round(q * 100):02d}": float(np.quantile(values, q)) for q in QUANTILES}
 
 
+def _by_confidence(p0: np.ndarray, falls_more: np.ndarray) -> dict[str, dict[str, float]]:
+    bands = {}
+    for low, high in CONFIDENCE_BANDS:
+        inside = (p0 >= low) & ((p0 < high) if high < 1.0 else (p0 <= high))
+        bands[f"{low:g}-{high:g}"] = {
+            "slices": int(inside.sum()),
+            "share_top_falls_more": float(falls_more[inside].mean()) if inside.any() else 0.0,
+        }
+    return bands
+
+
 def summarise(results: Sequence[SliceResult], fraction: float) -> dict[str, Any]:
     """The distributions and shares the model report quotes."""
     p0 = np.array([r.p_original for r in results])
@@ -170,12 +183,13 @@ def summarise(results: Sequence[SliceResult], fraction: float) -> dict[str, Any]
     drop_random = drops_random.mean(axis=1)
     correlations = np.array([r.rank_correlation for r in results])
     defined = correlations[~np.isnan(correlations)]
+    falls_more = drop_top > drop_random
     return {
         "slices": len(results),
         "fraction_blanked": fraction,
         "random_draws_per_slice": int(drops_random.shape[1]),
         "deletion": {
-            "share_top_falls_more_than_random_mean": float(np.mean(drop_top > drop_random)),
+            "share_top_falls_more_than_random_mean": float(np.mean(falls_more)),
             "share_top_falls_more_than_each_random_draw": float(
                 np.mean(drop_top[:, None] > drops_random)
             ),
@@ -186,10 +200,14 @@ def summarise(results: Sequence[SliceResult], fraction: float) -> dict[str, Any]
                 sum(r.positive_heat_share < fraction for r in results)
             ),
             "p_original": _quantiles(p0),
+            "share_rising_after_top": float(np.mean(drop_top < 0)),
+            "share_rising_after_random_mean": float(np.mean(drop_random < 0)),
+            "by_p_original": _by_confidence(p0, falls_more),
         },
         "randomisation": {
             "mean_rank_correlation": float(defined.mean()) if defined.size else float("nan"),
             "rank_correlation": _quantiles(defined) if defined.size else {},
             "undefined": int(np.isnan(correlations).sum()),
+            "share_at_or_above_0.5": float(np.mean(defined >= 0.5)) if defined.size else 0.0,
         },
     }

@@ -96,19 +96,24 @@ def page(playwright_api: Any, tmp_path: Path) -> Iterator[Any]:
         context.close()
 
 
-def test_choose_a_file_submit_and_see_the_label(
-    page: Any, server_url: str, sample_images: dict[str, bytes], tmp_path: Path
-) -> None:
-    scan = tmp_path / "scan.png"
-    scan.write_bytes(sample_images["png_L"])
-    expected = httpx.post(f"{server_url}/predict",
-                          files={"file": ("scan.png", scan.read_bytes())}).json()
-
+def submit_scan(page: Any, server_url: str, image: bytes, folder: Path, route: str) -> Any:
+    """Ask `route` directly for the expected answer, then choose the file on the page and
+    click once; returns the expected answer."""
+    scan = folder / "scan.png"
+    scan.write_bytes(image)
+    expected = httpx.post(f"{server_url}{route}", files={"file": ("scan.png", image)}).json()
     page.goto(server_url + "/")
     assert page.title() == "Brain MRI tumor classifier"
     assert page.is_hidden("#result")
     page.set_input_files("#file", str(scan))
     page.click("#submit")
+    return expected
+
+
+def test_choose_a_file_submit_and_see_the_label(
+    page: Any, server_url: str, sample_images: dict[str, bytes], tmp_path: Path
+) -> None:
+    expected = submit_scan(page, server_url, sample_images["png_L"], tmp_path, "/predict")
     page.wait_for_selector("#result", state="visible", timeout=20_000)
 
     label = page.text_content("#label")
@@ -170,13 +175,7 @@ def _canvas_sum(page: Any) -> float:
 def test_one_click_shows_the_heatmap_over_the_scan_with_an_opacity_slider(
     page: Any, server_url: str, sample_images: dict[str, bytes], tmp_path: Path
 ) -> None:
-    scan = tmp_path / "scan.png"
-    scan.write_bytes(sample_images["png_L"])
-    expected = httpx.post(f"{server_url}/explain",
-                          files={"file": ("scan.png", scan.read_bytes())}).json()
-    page.goto(server_url + "/")
-    page.set_input_files("#file", str(scan))
-    page.click("#submit")
+    expected = submit_scan(page, server_url, sample_images["png_L"], tmp_path, "/explain")
     page.wait_for_selector("#overlay-view", state="visible", timeout=20_000)
     assert page.is_visible("#scan-view") and page.is_visible("#opacity")
     assert page.text_content("#probability") == f"{expected['tumor_probability']:.3f}"
