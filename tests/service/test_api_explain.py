@@ -20,6 +20,29 @@ from service.config import Settings
 from service.heatmaps import colour_table
 
 EXPLAIN_FIELDS = {"label", "tumor_probability", "threshold", "model", "heatmap"}
+GATE_THRESHOLD = 3000.0  # bytes: the stand-in gate below scores an image by its file size
+
+
+@pytest.fixture(scope="module")
+def gated_model_dir(tmp_path_factory: pytest.TempPathFactory, test_model: Any) -> Path:
+    """The test model exported with a stand-in input gate in its explain signature (score =
+    the encoded image's byte count) and an input_gate section in its card."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from model_contract import InputGate
+    from training.export import publish, stage_export
+
+    def byte_count(image_bytes: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.strings.length(image_bytes), tf.float32)
+
+    model, config, card, _ = test_model
+    models_dir = tmp_path_factory.mktemp("models-gated")
+    staged = stage_export(model, config, models_dir, card.name, gate_score=byte_count)
+    gate = InputGate(method="byte-count stand-in", threshold=GATE_THRESHOLD)
+    publish(staged, dataclasses.replace(card, input_gate=gate))
+    return models_dir
 
 
 def _heatmap(body: dict[str, Any]) -> np.ndarray:
@@ -151,3 +174,16 @@ def test_explain_metrics_stand_apart_from_predict(
 def test_settings_read_explain_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MRI_EXPLAIN_THREADS", "2")
     assert Settings().explain_threads == 2
+
+
+def test_the_input_gate_refuses_on_explain_too(
+    make_client: Any, gated_model_dir: Path, slice_png: Callable[[int, int, int], bytes]
+) -> None:
+    small, large = slice_png(1, 40, 40), slice_png(2, 120, 120)
+    assert len(small) < GATE_THRESHOLD < len(large)
+    with make_client(model_dir=gated_model_dir) as client:
+        assert client.post("/explain", files={"file": ("l.png", large)}).status_code == 200
+        body = assert_problem(client.post("/explain", files={"file": ("s.png", small)}), 422)
+    assert body["type"].endswith(":not_brain_mri")
+    assert body["brain_mri_score"] == len(small)
+    assert body["brain_mri_threshold"] == GATE_THRESHOLD

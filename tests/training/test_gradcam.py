@@ -129,3 +129,26 @@ def test_export_without_explain(unexplained_model_dir: Path) -> None:
     version = unexplained_model_dir / "test-model" / "1"
     assert list(tf.saved_model.load(str(version)).signatures) == ["serving_default"]
     assert read_card(version).explain is None
+
+
+def test_explain_reports_the_gate_score_it_is_given(slice_png: SlicePng) -> None:
+    """With a gate, `explain` returns the gate's own score for the same bytes."""
+    import keras
+    import tensorflow as tf
+
+    from training.architectures import build_model
+    from training.gradcam import make_explain_fn
+    from training.preprocessing import PreprocessConfig
+
+    def byte_count(image_bytes: tf.Tensor) -> tf.Tensor:  # a stand-in scoring graph
+        return tf.cast(tf.strings.length(image_bytes), tf.float32)
+
+    keras.utils.set_random_seed(2)
+    config = PreprocessConfig(32, 1, True)
+    model = build_model("compact", config, seed=2, augment=False)
+    data = slice_png(4, 50, 60)
+    outputs = make_explain_fn(model, config, gate_score=byte_count)(tf.constant(data))
+    assert set(outputs) == {"tumor_probability", "heatmap", "brain_mri_score"}
+    assert float(outputs["brain_mri_score"]) == len(data)
+    plain = make_explain_fn(model, config)(tf.constant(data))
+    assert "brain_mri_score" not in plain
