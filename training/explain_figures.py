@@ -6,6 +6,7 @@ data set that the repository keeps (docs/model-report/).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,8 +51,8 @@ def plot_examples(
     """One column per slice: the scan, the trained model's overlay, the re-initialised one's."""
     rows = [("scan", None), ("Grad-CAM, trained", heatmaps),
             ("Grad-CAM, re-initialised", random_heatmaps)]
-    figure, axes = plt.subplots(len(rows), len(scans), figsize=(1.3 * len(scans), 4.2),
-                                squeeze=False)
+    figure, axes = plt.subplots(len(rows), len(scans), figsize=(1.3 * len(scans), 4.3),
+                                squeeze=False, layout="constrained")
     for column, scan in enumerate(scans):
         brightest = scan[..., : min(3, scan.shape[-1])].max(axis=-1)
         grey = _thumbnail(brightest, Image.Resampling.BICUBIC)
@@ -63,9 +64,11 @@ def plot_examples(
             axis.set_axis_off()
             if column == 0:
                 axis.set_title(title, fontsize=7, loc="left")
-    figure.tight_layout(pad=0.3)
-    figure.savefig(path, dpi=DPI)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=DPI)
     plt.close(figure)
+    # 256 colours are plenty for a downscaled figure and keep it small in the repository.
+    Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
     return path
 
 
