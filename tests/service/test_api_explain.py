@@ -16,7 +16,6 @@ from PIL import Image
 from service_helpers import assert_problem
 from test_api_metrics import scrape, value
 
-from service.config import Settings
 from service.heatmaps import colour_table
 
 EXPLAIN_FIELDS = {"label", "tumor_probability", "threshold", "model", "heatmap"}
@@ -169,11 +168,6 @@ def test_explain_metrics_stand_apart_from_predict(
         assert delta("mri_predictions_total", label=label) == 0
     assert delta("mri_batch_size_count") == 0  # explanations never enter the batcher
     assert delta("mri_rejected_inputs_total", reason="unsupported_format") == 1
-
-
-def test_settings_read_explain_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MRI_EXPLAIN_THREADS", "2")
-    assert Settings().explain_threads == 2
 
 
 def test_the_input_gate_refuses_on_explain_too(

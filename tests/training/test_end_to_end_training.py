@@ -101,7 +101,8 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     assert card.intended_use is not None and "not a diagnostic device" in card.intended_use
     assert card.training is not None and card.training["architecture"] == "compact"
     assert card.library_versions is not None and "tensorflow" in card.library_versions
-    assert card.input_gate is None and card.explain is None
+    assert card.input_gate is None  # no gate yet; the explain signature comes by default
+    assert card.explain is not None and card.explain.signature == "explain"
 
     # evaluate reloads the SavedModel and reproduces the run's test figures exactly.
     evaluated = tmp_path / "evaluated"
