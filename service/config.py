@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         description="Threads that check and convert uploads (default: CPUs, at most 4).",
     )
     explain_threads: int = Field(
-        default=1,
+        default=2,
         ge=1,
         description="Threads that run /explain (one image each, beside the /predict batcher); "
         "at most MRI_QUEUE_SIZE explanations wait for them.",

@@ -73,7 +73,7 @@ def make_explain_fn(
         box = input_box(image, config)
         pixels = to_pixels(image, box, config)[None]
         with tf.GradientTape() as tape:
-            tape.watch(pixels)
+            tape.watch(pixels)  # records the pass even if every variable were frozen
             features, penultimate, probability = probe(pixels, training=False)
             logit = tf.matmul(penultimate, head.kernel) + head.bias
         gradients = tape.gradient(logit, features)
