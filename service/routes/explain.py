@@ -13,9 +13,9 @@ from model_contract import ModelCard
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
 from service.errors import ExplainUnsupported, MultiFrame, NotBrainMRI
 from service.heatmaps import COLOUR_MAP, DEFAULT_OPACITY, heatmap_png_base64, overlay_png
+from service.images import PreparedImage
 from service.model import Explanation as ModelExplanation
 from service.problems import problem_responses
-from service.images import PreparedImage
 from service.routes.predict import ACCEPTED_NOTE, BATCH_PATH, read_checked
 from service.schemas import DicomRef, Explanation, Heatmap, ModelRef
 
