@@ -11,12 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from model_contract import ModelCard
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
-from service.errors import ExplainUnsupported, MultiFrame, NotBrainMRI
+from service.errors import ExplainUnsupported, NotBrainMRI
 from service.heatmaps import COLOUR_MAP, DEFAULT_OPACITY, heatmap_png_base64, overlay_png
 from service.images import PreparedImage
 from service.model import Explanation as ModelExplanation
 from service.problems import problem_responses
-from service.routes.predict import ACCEPTED_NOTE, BATCH_PATH, read_checked
+from service.routes.predict import ACCEPTED_NOTE, read_one
 from service.schemas import DicomRef, Explanation, Heatmap, ModelRef
 
 router = APIRouter(tags=["explain"])
@@ -98,10 +98,7 @@ async def explain(
     runner, _batcher = runtime.ready_parts()
     if not runner.can_explain:
         raise ExplainUnsupported(runner.card.name, runner.card.version)
-    images = await read_checked(file, runtime)
-    if len(images) > 1:
-        raise MultiFrame(len(images), BATCH_PATH, route="/explain")
-    prepared = images[0]
+    prepared = await read_one(file, runtime, "/explain")
     result = await runtime.explain(runner, prepared.canonical)
     check_gate(runner.card, result.brain_mri_score)
     metrics.explanations.labels(label=runner.card.label_for(result.probability)).inc()

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from dicom_files import DICOM_MAKERS, multiframe_file
 from fastapi.testclient import TestClient
 from PIL import Image
 from service_helpers import assert_problem
@@ -181,3 +182,28 @@ def test_the_input_gate_refuses_on_explain_too(
     assert body["type"].endswith(":not_brain_mri")
     assert body["brain_mri_score"] == len(small)
     assert body["brain_mri_threshold"] == GATE_THRESHOLD
+
+
+SlicePng = Callable[[int, int, int], bytes]
+
+
+def _grey(slice_png: SlicePng, seed: int, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(slice_png(seed, width, height))))
+
+
+def test_a_dicom_slice_is_explained_on_its_own_grid(
+    client: TestClient, slice_png: SlicePng
+) -> None:
+    dicom = DICOM_MAKERS["mr_12bit_signed_rescale_window"](_grey(slice_png, 3, 90, 70))
+    body = client.post("/explain", files={"file": ("IM0001.dcm", dicom)}).json()
+    assert (body["heatmap"]["width"], body["heatmap"]["height"]) == (90, 70)
+    assert body["dicom"]["modality"] == "MR" and body["dicom"]["sop_instance_uid"]
+    predicted = client.post("/predict", files={"file": ("IM0001.dcm", dicom)}).json()
+    assert body["tumor_probability"] == pytest.approx(predicted["tumor_probability"], abs=1e-6)
+
+
+def test_a_multi_frame_dicom_file_is_refused(client: TestClient, slice_png: SlicePng) -> None:
+    frames = [_grey(slice_png, seed, 40, 30) for seed in (4, 5)]
+    response = client.post("/explain", files={"file": ("multi.dcm", multiframe_file(frames))})
+    body = assert_problem(response, 422, "/explain takes one image")
+    assert body["type"].endswith(":multi_frame")
