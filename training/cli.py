@@ -15,11 +15,21 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from model_contract import LayoutError, resolve_version_dir
-from training.discovery import DEFAULT_MIN_IMAGES_PER_CLASS, DataError, resolve_classes
+from training.discovery import (
+    DEFAULT_MIN_IMAGES_PER_CLASS,
+    ClassLayout,
+    DataError,
+    resolve_classes,
+)
+from training.folds import DEFAULT_FOLDS
 from training.grouping import DEFAULT_MAX_DISTANCE
+from training.publishing import DEFAULT_MIN_ROC_AUC
+
+if TYPE_CHECKING:
+    from training.train_run import TrainOptions
 
 # Kept here rather than read from architectures.py so that a typo is rejected before Keras is
 # imported; tests/training/test_cli.py checks the two lists agree.
@@ -28,6 +38,8 @@ DEFAULT_MODEL_NAME = "brain-tumor-cnn"
 EXIT_USAGE = 2
 # The compact network halves its input four times; below 16 pixels nothing is left to pool.
 MIN_IMAGE_SIZE = 16
+# --quick: enough to see every step run, in about a minute on a laptop.
+QUICK = {"folds": 2, "epochs": 2, "sample": 240, "bootstrap_resamples": 200}
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -100,12 +112,11 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--architecture", choices=ARCHITECTURE_CHOICES, default="compact",
                        help="network design")
     train.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name (folder name)")
-    train.add_argument("--epochs", type=_positive_int, default=40, help="most epochs to train")
+    train.add_argument("--epochs", type=_positive_int, default=20,
+                       help="epochs each fold model trains (cosine decay to 0)")
     train.add_argument("--batch-size", type=_positive_int, default=32, help="images per step")
     train.add_argument("--learning-rate", type=_positive_float, default=2e-3,
                        help="initial Adam learning rate")
-    train.add_argument("--patience", type=_positive_int, default=10,
-                       help="epochs without validation improvement before stopping")
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seed of the split, the weights and the augmentation")
     train.add_argument("--image-size", type=_positive_int, default=None,
@@ -131,6 +142,23 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
                        help="validation recall the threshold must keep")
     train.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
                        help="resamples for the 95%% confidence intervals")
+    _add_ensemble_arguments(train)
+
+
+def _add_ensemble_arguments(train: argparse.ArgumentParser) -> None:
+    train.add_argument("--folds", type=_int_at_least(2, "2 or more"), default=DEFAULT_FOLDS,
+                       help="cross-validation folds on train + validation; one model per fold, "
+                            "averaged in the exported model")
+    train.add_argument("--flip-tta", action="store_true",
+                       help="average every member over the slice and its left-right mirror")
+    train.add_argument("--min-roc-auc", type=_fraction, default=DEFAULT_MIN_ROC_AUC,
+                       help="test ROC-AUC below this (or below the metadata-only baseline's) "
+                            "is not published")
+    train.add_argument("--publish-anyway", action="store_true",
+                       help="publish even a model the checks (or --quick) would hold back")
+    train.add_argument("--quick", action="store_true",
+                       help=f"smoke run: {QUICK['folds']} folds of {QUICK['epochs']} epochs on "
+                            f"{QUICK['sample']} random slices; not published by default")
 
 
 def _add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
@@ -180,12 +208,27 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UsageError(f"run folder '{run_dir}' already holds a run; choose another --run-dir.")
 
     _quiet_tensorflow()
-    from training.fitting import TrainingConfig
-    from training.splitting import SplitFractions
-    from training.train_run import TrainOptions, run_training
+    from training.train_run import run_training
 
+    result = run_training(_train_options(args, layout, run_dir, argv))
+    if result.refused is not None:
+        print(f"error: {result.refused} Report: {result.report_path}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _train_options(args: argparse.Namespace, layout: ClassLayout, run_dir: Path,
+                   argv: Sequence[str]) -> TrainOptions:
+    from training.fitting import TrainingConfig
+    from training.publishing import PublishPolicy
+    from training.splitting import SplitFractions
+    from training.train_run import TrainOptions
+
+    if args.quick:
+        args.folds, args.epochs = QUICK["folds"], min(args.epochs, QUICK["epochs"])
+        args.bootstrap_resamples = min(args.bootstrap_resamples, QUICK["bootstrap_resamples"])
     validation, test = args.validation_fraction, args.test_fraction
-    options = TrainOptions(
+    return TrainOptions(
         layout=layout,
         out_dir=args.out,
         run_dir=run_dir,
@@ -195,7 +238,6 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
-            patience=args.patience,
             seed=args.seed,
             image_size=args.image_size,
             width=args.width,
@@ -207,9 +249,11 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         min_recall=args.min_recall,
         bootstrap_resamples=args.bootstrap_resamples,
         command=tuple(argv),
+        folds=args.folds,
+        flip_tta=args.flip_tta,
+        publish=PublishPolicy(args.min_roc_auc, args.publish_anyway, args.quick),
+        quick_sample=QUICK["sample"] if args.quick else None,
     )
-    run_training(options)
-    return 0
 
 
 def _evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -254,6 +298,8 @@ def _log_to_stdout() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    # TensorFlow's SavedModel writer can give the root logger a handler; one line is enough.
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,28 +1,41 @@
-"""One training run, read top to bottom: discover, group, split, fit, evaluate, export, report.
+"""One training run, read top to bottom: discover, group, split, cross-validate, build the
+ensemble, evaluate, export, report.
 
-The model is exported once: to a hidden folder beside the versions, verified (the loaded
-signature must give the trained model's outputs), and scored there on validation (which picks
-the threshold) and test, through the serving signature the service and `python -m training
-evaluate` use, so the card carries the figures a user of the exported model gets. Then the
-card is written and the folder renamed into the next version.
+The development slices (train + validation splits) are cut into K folds by near-duplicate
+group; one model per fold is trained on the others (cross_validation.py, resumable). The fold
+models are averaged in one graph with the temperature fitted on their out-of-fold predictions
+(ensemble.py, calibration.py), and the named operating points are chosen on those same
+predictions (operating_points.py). The ensemble is exported once: to a hidden folder beside
+the versions, verified against the in-memory model, and scored there on test through the
+serving signature. Then the card is written and the folder renamed into the next version,
+unless the publishing policy refuses it (publishing.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from model_contract import ModelCard, read_card
+from model_contract import ModelCard, OperatingPoints, read_card
 from training.architectures import count_flops, count_parameters
-from training.baseline import DESCRIPTION as BASELINE_DESCRIPTION
 from training.baseline import fit_metadata_baseline
+from training.calibration import (
+    RELIABILITY_FILE,
+    calibration_section,
+    fit_temperature,
+    plot_reliability,
+)
+from training.cross_validation import CrossValidation, cross_validate
 from training.discovery import ClassLayout, DataError, ImageRecord, ScanResult, scan_images
+from training.ensemble import build_ensemble, ensemble_members, logit, sigmoid
 from training.evaluation import DEFAULT_MIN_RECALL, ThresholdChoice, choose_threshold
 from training.export import (
     PredictFn,
@@ -32,24 +45,14 @@ from training.export import (
     stage_export,
     verify_export,
 )
-from training.fitting import CHECKPOINT_FILE, FitResult, TrainingConfig, fit_model
-from training.fitting import preprocess_images as to_pixels
+from training.fitting import TrainingConfig
+from training.folds import DEFAULT_FOLDS, fold_counts
 from training.grouping import METHOD as GROUPING_METHOD
 from training.grouping import Grouping, group_images
 from training.model_card import build_card
-from training.plots import PLOT_FILES, plot_training_curves
-from training.report import (
-    PREDICTIONS_FILE,
-    Plots,
-    data_section,
-    evaluation_section,
-    grouping_section,
-    library_versions,
-    log_metrics,
-    now_utc,
-    write_predictions,
-    write_report,
-)
+from training.operating_points import build_operating_points, choose_points
+from training.publishing import PublishPolicy
+from training.report import Plots, evaluation_section, library_versions
 from training.splitting import (
     SPLITS,
     ManifestRow,
@@ -59,10 +62,9 @@ from training.splitting import (
     split_counts,
     write_manifest,
 )
+from training.train_report import MANIFEST_FILE, report
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_FILE = "manifest.csv"
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,18 @@ class TrainOptions:
     min_recall: float = DEFAULT_MIN_RECALL
     bootstrap_resamples: int = 1000
     command: tuple[str, ...] = ()
+    folds: int = DEFAULT_FOLDS
+    flip_tta: bool = False
+    publish: PublishPolicy = field(default_factory=PublishPolicy)
+    quick_sample: int | None = None  # --quick: train on this many slices drawn at random
 
 
 @dataclass
 class TrainResult:
-    version_dir: Path  # the exported SavedModel version
+    version_dir: Path | None  # the exported SavedModel version (None: publishing refused)
     report_path: Path
-    model: keras.Model  # the trained model in memory (best weights restored)
+    model: keras.Model  # the ensemble in memory
+    refused: str | None = None  # why the model was not published
 
 
 @dataclass(frozen=True)
@@ -103,14 +110,9 @@ class SplitData:
     def images(self, split: str) -> list[bytes]:
         return [r.data for r in self.records[split]]
 
-
-@dataclass(frozen=True)
-class Evaluation:
-    threshold: ThresholdChoice
-    scores: dict[str, np.ndarray]  # validation and test, through the exported signature
-    sections: dict[str, dict[str, Any]]  # test, validation, baseline
-    baseline_threshold: ThresholdChoice
-    export_difference: float  # exported signature vs the model in memory, largest
+    def development(self) -> list[ImageRecord]:
+        """Train and validation slices: what cross-validation folds."""
+        return sorted(self.records["train"] + self.records["validation"], key=lambda r: r.path)
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,12 @@ class Outcome:
     scan: ScanResult
     grouping: Grouping
     data: SplitData
-    fitted: FitResult
+    cv: CrossValidation
+    ensemble: Ensemble
     evaluation: Evaluation
-    version_dir: Path
+    version_dir: Path | None
     card: ModelCard
+    refused: str | None
 
 
 def run_training(options: TrainOptions) -> TrainResult:
@@ -133,24 +137,39 @@ def run_training(options: TrainOptions) -> TrainResult:
     scan = discover(options)
     grouping = group(scan.records, options)
     data = split(scan.records, grouping, options)
-    fitted = fit(data, options)
-    staged = stage_export(fitted.model, options.training.preprocess(), options.out_dir,
+    cv = cross_validate(data.development(), {r.path: r.group for r in data.rows},
+                        options.training, options.folds, options.run_dir)
+    ensemble = build(cv, options)
+    staged = stage_export(ensemble.model, options.training.preprocess(), options.out_dir,
                           options.name)
     try:
-        evaluation = evaluate(staged, fitted.model, data, options)
-        version_dir, card = export(staged, fitted, data, evaluation, options)
+        evaluation = evaluate(staged, ensemble, cv, data, options)
+        card = make_card(ensemble, cv, data, evaluation, options)
+        refused = options.publish.refusal(evaluation.sections["test"]["metrics"],
+                                          evaluation.sections["baseline"]["metrics"])
+        version_dir = None if refused else publish(staged, card)
+        if version_dir is not None:
+            logger.info("exported %s", version_dir)
+            card = read_card(version_dir)
     finally:
         staged.discard()  # a no-op once published
     report_path = report(
-        Outcome(scan, grouping, data, fitted, evaluation, version_dir, card), options,
-        seconds=time.monotonic() - started,
+        Outcome(scan, grouping, data, cv, ensemble, evaluation, version_dir, card, refused),
+        options, seconds=time.monotonic() - started,
     )
-    return TrainResult(version_dir=version_dir, report_path=report_path, model=fitted.model)
+    return TrainResult(version_dir, report_path, ensemble.model, refused)
 
 
 def discover(options: TrainOptions) -> ScanResult:
-    """Every readable image of both class folders (unreadable ones listed with the reason)."""
-    return scan_images(options.layout, options.min_images_per_class)
+    """Every readable image of both class folders (unreadable ones listed with the reason);
+    with --quick, a random sample of them."""
+    scan = scan_images(options.layout, options.min_images_per_class)
+    size = options.quick_sample
+    if size is None or size >= len(scan.records):
+        return scan
+    sample = random.Random(options.training.seed).sample(scan.records, size)
+    logger.info("quick run: %d of %d slices drawn at random", size, len(scan.records))
+    return dataclasses.replace(scan, records=sorted(sample, key=lambda r: r.path))
 
 
 def group(records: list[ImageRecord], options: TrainOptions) -> Grouping:
@@ -194,48 +213,93 @@ def split(records: list[ImageRecord], grouping: Grouping, options: TrainOptions)
     return SplitData(rows, fingerprint, counts, chosen)
 
 
-def fit(data: SplitData, options: TrainOptions) -> FitResult:
-    """Preprocess train and validation once (the serving graph's function), then train."""
-    config = options.training
-    preprocess = config.preprocess()
-    logger.info("preprocessing %d train and validation images to %dx%dx%d (crop to brain: %s)",
-                len(data.records["train"]) + len(data.records["validation"]),
-                preprocess.image_size, preprocess.image_size, preprocess.channels,
-                preprocess.crop_to_brain)
-    train_pixels = to_pixels(data.images("train"), preprocess)
-    val_pixels = to_pixels(data.images("validation"), preprocess)
-    logger.info("training '%s' for up to %d epochs", config.architecture, config.epochs)
-    return fit_model(config, train_pixels, data.labels("train"), val_pixels,
-                     data.labels("validation"), options.run_dir)
+@dataclass(frozen=True)
+class Ensemble:
+    model: keras.Model  # pixels -> calibrated mean P(tumor)
+    temperature: float
+    flip_tta: bool
+    oof_logits: np.ndarray  # mean member logit per development slice (flip TTA as exported)
+
+    @property
+    def oof_scores(self) -> np.ndarray:
+        """Calibrated out-of-fold P(tumor): what the exported model would say of each slice
+        had it been trained without that slice's fold."""
+        return sigmoid(self.oof_logits / self.temperature)
 
 
-def evaluate(
-    staged: StagedExport, model: keras.Model, data: SplitData, options: TrainOptions
-) -> Evaluation:
-    """Verify the staged export, then score validation (threshold) and test through it, with
-    the metadata-only baseline fitted and scored on the same split beside it."""
+@dataclass(frozen=True)
+class Evaluation:
+    test_scores: np.ndarray  # through the exported signature
+    operating_points: OperatingPoints
+    sections: dict[str, dict[str, Any]]  # test (default operating point), out_of_fold, baseline
+    calibration: dict[str, Any]
+    baseline_threshold: ThresholdChoice
+    export_difference: float  # exported signature vs the model in memory, largest
+
+
+def build(cv: CrossValidation, options: TrainOptions) -> Ensemble:
+    """Fit the temperature on the out-of-fold logits and put the fold models in one graph."""
+    oof_logits = cv.oof_logits(options.flip_tta)
+    temperature = fit_temperature(cv.labels, oof_logits)
+    logger.info("temperature %.3f fitted on %d out-of-fold predictions (%d members%s)",
+                temperature, len(oof_logits), len(cv.results),
+                ", flip TTA" if options.flip_tta else "")
+    model = build_ensemble([r.model for r in cv.results], temperature, options.flip_tta)
+    return Ensemble(model, temperature, options.flip_tta, oof_logits)
+
+
+def evaluate(staged: StagedExport, ensemble: Ensemble, cv: CrossValidation, data: SplitData,
+             options: TrainOptions) -> Evaluation:
+    """Verify the staged export and score test through it; choose the operating points on the
+    out-of-fold predictions; the metadata-only baseline beside it on the same test split."""
     predict: PredictFn = load_signature(staged.folder)
-    difference = verify_export(predict, model, staged.preprocess, data.images("validation"))
-    logger.info("scoring validation and test through the exported serving signature")
-    scores = {name: predict(data.images(name)) for name in ("validation", "test")}
-    threshold = choose_threshold(data.labels("validation"), scores["validation"],
-                                 options.min_recall)
-    logger.info("  threshold %.4f (%s)", threshold.value, threshold.rule)
+    difference = verify_export(predict, ensemble.model, staged.preprocess, data.images("test"))
+    logger.info("scoring the test split through the exported serving signature")
+    test_scores = predict(data.images("test"))
+    test_labels = data.labels("test")
+    resamples, seed = options.bootstrap_resamples, options.training.seed
+    chosen_on = (f"calibrated out-of-fold predictions of the {len(cv.records)} development "
+                 f"slices ({options.folds} folds by near-duplicate group)")
+    points = build_operating_points(
+        choose_points(cv.labels, ensemble.oof_scores, options.min_recall), chosen_on,
+        test_labels, test_scores, resamples=resamples, seed=seed,
+    )
+    threshold = points.points[points.default].threshold
+    logger.info("operating points: %s", ", ".join(
+        f"{name} {point.threshold:.4f}" for name, point in points.points.items()))
     baseline_scores, baseline_threshold = _baseline(data, options)
-    config = options.training
-    resamples, seed = options.bootstrap_resamples, config.seed
-    plots = Plots(options.run_dir, options.layout.classes, f"{config.architecture}, test split")
+    plots = Plots(options.run_dir, options.layout.classes, "ensemble, test split")
     sections = {
-        "test": evaluation_section(data.labels("test"), scores["test"], threshold=threshold.value,
-                                   split="test", resamples=resamples, seed=seed, plots=plots),
-        "validation": evaluation_section(data.labels("validation"), scores["validation"],
-                                         threshold=threshold.value, split="validation",
-                                         resamples=resamples, seed=seed),
-        "baseline": evaluation_section(data.labels("test"), baseline_scores,
+        "test": evaluation_section(test_labels, test_scores, threshold=threshold, split="test",
+                                   resamples=resamples, seed=seed, plots=plots),
+        "out_of_fold": evaluation_section(cv.labels, ensemble.oof_scores, threshold=threshold,
+                                          split="out_of_fold", resamples=resamples, seed=seed),
+        "baseline": evaluation_section(test_labels, baseline_scores,
                                        threshold=baseline_threshold.value, split="test",
                                        resamples=resamples, seed=seed),
     }
-    return Evaluation(threshold, scores, sections, baseline_threshold, difference)
+    calibration = _calibration(ensemble, cv, test_labels, test_scores, options.run_dir)
+    return Evaluation(test_scores, points, sections, calibration, baseline_threshold, difference)
+
+
+def _calibration(ensemble: Ensemble, cv: CrossValidation, test_labels: np.ndarray,
+                 test_scores: np.ndarray, run_dir: Path) -> dict[str, Any]:
+    """ECE before and after temperature scaling, out-of-fold and on test, and the figure."""
+    t = ensemble.temperature
+    test_logits = t * logit(test_scores)  # undo the graph's scaling: the raw mean logit
+    plot_reliability({
+        "out-of-fold (development)": (cv.labels, sigmoid(ensemble.oof_logits),
+                                      ensemble.oof_scores),
+        "test split": (test_labels, sigmoid(test_logits), test_scores),
+    }, t, run_dir / RELIABILITY_FILE)
+    return {
+        "method": "temperature scaling of the mean member logit, fitted on the out-of-fold "
+                  "predictions (log-loss)",
+        "temperature": t,
+        "out_of_fold": calibration_section(cv.labels, ensemble.oof_logits, t, "out_of_fold"),
+        "test": calibration_section(test_labels, test_logits, t, "test"),
+        "plot": RELIABILITY_FILE,
+    }
 
 
 def _baseline(data: SplitData, options: TrainOptions) -> tuple[np.ndarray, ThresholdChoice]:
@@ -248,42 +312,46 @@ def _baseline(data: SplitData, options: TrainOptions) -> tuple[np.ndarray, Thres
     return baseline.predict(metadata["test"]), threshold
 
 
-def export(
-    staged: StagedExport,
-    fitted: FitResult,
-    data: SplitData,
-    evaluation: Evaluation,
-    options: TrainOptions,
-) -> tuple[Path, ModelCard]:
-    """Write the card into the verified, scored export and publish it as the next version."""
+def make_card(ensemble: Ensemble, cv: CrossValidation, data: SplitData, evaluation: Evaluation,
+              options: TrainOptions) -> ModelCard:
+    """The card of the ensemble: its default operating point's threshold is `threshold`."""
+    points = evaluation.operating_points
+    default = points.points[points.default]
     card = build_card(
-        threshold=evaluation.threshold.value,
-        threshold_rule=evaluation.threshold.rule,
+        threshold=default.threshold,
+        threshold_rule=f"operating point '{points.default}': {default.rule}",
         test_metrics=evaluation.sections["test"]["metrics"],
         baseline_test_metrics=evaluation.sections["baseline"]["metrics"],
         data_fingerprint=data.fingerprint,
-        training=training_section(fitted, data, options),
-        architecture=architecture_section(fitted.model, options.training),
+        training=training_section(ensemble, cv, data, options),
+        architecture=architecture_section(ensemble, options),
         library_versions=library_versions(),
     )
-    version_dir = publish(staged, card)
-    logger.info("exported %s", version_dir)
-    return version_dir, read_card(version_dir)
+    return dataclasses.replace(card, operating_points=points)
 
 
-def architecture_section(model: keras.Model, config: TrainingConfig) -> dict[str, Any]:
+def architecture_section(ensemble: Ensemble, options: TrainOptions) -> dict[str, Any]:
+    members = ensemble_members(ensemble.model)
+    views = 2 if ensemble.flip_tta else 1
     return {
-        "name": config.architecture,
-        "parameters": count_parameters(model),
-        "flops_per_image": count_flops(model),
+        "name": f"ensemble of {len(members)} {options.training.architecture} networks",
+        "member": options.training.architecture,
+        "members": len(members),
+        "flip_tta": ensemble.flip_tta,
+        "parameters": count_parameters(ensemble.model),
+        "flops_per_image": sum(count_flops(m) for m in members) * views,
+        "calibration": {"method": "temperature scaling", "temperature": ensemble.temperature},
     }
 
 
-def training_section(fitted: FitResult, data: SplitData, options: TrainOptions) -> dict[str, Any]:
-    """The training configuration and what the fit did, for the card and the report."""
+def training_section(ensemble: Ensemble, cv: CrossValidation, data: SplitData,
+                     options: TrainOptions) -> dict[str, Any]:
+    """The training configuration and what the folds did, for the card and the report."""
     config, layout = options.training, options.layout
+    values = config.to_dict()
+    values["early_stopping"] = "none: fixed epochs, the last weights kept"
     return {
-        **config.to_dict(),
+        **values,
         "class_folders": {"positive": layout.positive, "negative": layout.negative},
         "split": {
             "fractions": list(options.fractions.as_tuple()),
@@ -291,97 +359,15 @@ def training_section(fitted: FitResult, data: SplitData, options: TrainOptions) 
             "by": "near-duplicate group, stratified by label",
             "counts": data.counts,
         },
+        "cross_validation": {
+            "folds": options.folds,
+            "on": "train + validation splits (the development slices); test untouched",
+            "by": "near-duplicate group, stratified by label (StratifiedGroupKFold)",
+            "held_out": fold_counts(cv.labels, cv.folds, options.folds),
+            "fold_seconds": [round(r.seconds, 1) for r in cv.results],
+        },
         "grouping": {"method": GROUPING_METHOD, "max_distance": options.max_distance},
         "label_conflicts": "dropped" if options.drop_label_conflicts else "kept",
-        "class_weight": fitted.class_weight,
-        "epochs_run": fitted.epochs_run,
-        "best_epoch": fitted.best_epoch,
-        "training_seconds": round(fitted.seconds, 1),
-    }
-
-
-def report(outcome: Outcome, options: TrainOptions, *, seconds: float) -> Path:
-    """Training curves, per-image predictions and report.json; the headline figures logged."""
-    run_dir, fitted, evaluation = options.run_dir, outcome.fitted, outcome.evaluation
-    plot_training_curves(fitted.history, fitted.best_epoch,
-                         run_dir / PLOT_FILES["training_curves"])
-    write_predictions(
-        run_dir / PREDICTIONS_FILE,
-        [(record.path, name, record.label, float(score))
-         for name in ("validation", "test")
-         for record, score in zip(outcome.data.records[name], evaluation.scores[name],
-                                  strict=True)],
-        evaluation.threshold.value,
-    )
-    report_path = write_report({
-        "kind": "train",
-        "created_at": now_utc(),
-        "command": list(options.command),
-        **_run_sections(outcome, options),
-        **_result_sections(evaluation),
-        "predictions": PREDICTIONS_FILE,
-        "library_versions": outcome.card.library_versions,
-        "seconds_total": round(seconds, 1),
-    }, run_dir)
-    log_metrics("test split", evaluation.sections["test"]["metrics"],
-                evaluation.sections["baseline"]["metrics"])
-    logger.info("report: %s", report_path)
-    return report_path
-
-
-def _run_sections(outcome: Outcome, options: TrainOptions) -> dict[str, Any]:
-    """What was trained on what: the model, the data, the grouping, the split, the fit."""
-    card, data = outcome.card, outcome.data
-    return {
-        "model": {
-            "exported_to": str(outcome.version_dir),
-            "name": card.name,
-            "version": card.version,
-            "architecture": card.architecture,
-            "preprocess": options.training.preprocess().to_dict(),
-            "export_max_abs_difference": outcome.evaluation.export_difference,
-        },
-        "data": data_section(outcome.scan),
-        "grouping": grouping_section(outcome.grouping, options.drop_label_conflicts),
-        "split": {
-            "manifest": MANIFEST_FILE,
-            "data_fingerprint": data.fingerprint,
-            "fractions": list(options.fractions.as_tuple()),
-            "seed": options.training.seed,
-            "counts": data.counts,
-        },
-        "training": {
-            **(card.training or {}),
-            "history": outcome.fitted.history,
-            "history_files": ["history.csv", "history.json"],
-            "checkpoint": CHECKPOINT_FILE.as_posix(),
-        },
-    }
-
-
-def _result_sections(evaluation: Evaluation) -> dict[str, Any]:
-    """The threshold, the test and validation figures, the baseline's, the plots."""
-    threshold, sections = evaluation.threshold, evaluation.sections
-    return {
-        "threshold": {
-            "value": threshold.value,
-            "rule": threshold.rule,
-            "chosen_on": "validation",
-            "at_threshold_on_validation": threshold.validation,
-        },
-        "test": sections["test"],
-        "validation": {
-            "note": "used for early stopping and the threshold; not an unbiased estimate",
-            **sections["validation"],
-        },
-        "baseline_metadata_only": {
-            "description": BASELINE_DESCRIPTION,
-            "threshold": evaluation.baseline_threshold.value,
-            "validation_at_threshold": evaluation.baseline_threshold.validation,
-            **sections["baseline"],
-        },
-        "plots": {
-            **sections["test"].get("plots", {}),
-            "training_curves": PLOT_FILES["training_curves"],
-        },
+        "quick_sample": options.quick_sample,
+        "training_seconds": round(cv.seconds, 1),
     }
