@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(
         default=32, ge=1, description="Most files in one /predict/batch request."
     )
+    operating_point: str | None = Field(
+        default=None,
+        description="Default operating point (e.g. screening or balanced) when a request names "
+        "none; unset: the model card's default. Ignored, with a warning, when the served "
+        "model's card does not define it.",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="When set, the prediction routes (/predict, /v2 infer) and "
         "/admin/reload require it in the X-API-Key header."
@@ -120,7 +126,8 @@ class Settings(BaseSettings):
     def lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("model_name", "api_key", "model_version", mode="before")
+    @field_validator("model_name", "api_key", "model_version", "operating_point",
+                     mode="before")
     @classmethod
     def empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -33,7 +33,7 @@ from service.oip_wire import (
     parse_request,
     read_images,
 )
-from service.routes.predict import prediction_for
+from service.routes.predict import decision_for, prediction_for
 from service.runtime import Runtime
 from service.schemas import Prediction
 
@@ -194,12 +194,16 @@ async def classify(
         *(checked_image(runtime, index, image) for index, image in enumerate(images))
     )
     futures = batcher.submit_many([image.canonical for image in prepared])
+    # The protocol's request has no operating-point field: MRI_OPERATING_POINT or the card's.
+    decision = decision_for(runner.card, None, runtime)
     predictions = []
     for index, answer in enumerate(await asyncio.gather(*futures, return_exceptions=True)):
         try:
             if isinstance(answer, BaseException):
                 raise answer
-            predictions.append(prediction_for(runner.card, answer, metrics, prepared[index]))
+            predictions.append(
+                prediction_for(runner.card, answer, metrics, prepared[index], decision)
+            )
         except ServiceError as error:
             raise for_element(index, error) from None
     return predictions

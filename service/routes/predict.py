@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, UploadFile
+from fastapi import APIRouter, File, Header, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -22,6 +22,7 @@ from service.dicom_report import Finding, structured_report
 from service.errors import FileTooLarge, MultiFrame, NotAcceptable, ServiceError, TooManyFiles
 from service.images import PreparedImage
 from service.metrics import Metrics
+from service.operating_points import Decision, decide
 from service.problems import ProblemDetails, problem_responses, record_rejection, to_problem
 from service.runtime import Runtime
 from service.schemas import BatchItem, BatchPrediction, DicomRef, ModelRef, Prediction
@@ -48,16 +49,31 @@ REPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+OperatingPointQuery = Annotated[
+    str | None,
+    Query(description="Named operating point of the model card (e.g. `screening`, the usual "
+          "default, or `balanced`); unset: MRI_OPERATING_POINT, else the card's default. "
+          "Models without operating points use their card's threshold.",
+          examples=["screening"]),
+]
+
+
+def decision_for(card: ModelCard, requested: str | None, runtime: Runtime) -> Decision:
+    return decide(card, requested, runtime.settings.operating_point)
+
+
 def prediction_for(
-    card: ModelCard, probability: float, metrics: Metrics, prepared: PreparedImage
+    card: ModelCard, probability: float, metrics: Metrics, prepared: PreparedImage,
+    decision: Decision,
 ) -> Prediction:
-    label = card.label_for(probability)
+    label = card.label_for(probability, decision.threshold)
     metrics.predictions.labels(label=label).inc()
     identity = prepared.dicom
     return Prediction(
         label=label,
         tumor_probability=probability,
-        threshold=card.threshold,
+        threshold=decision.threshold,
+        operating_point=decision.operating_point,
         model=ModelRef(name=card.name, version=card.version),
         dicom=DicomRef(**identity.as_dict()) if identity is not None else None,
     )
@@ -110,15 +126,17 @@ async def predict(
     metrics: MetricsDep,
     _: ApiKeyDep,
     accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
+    operating_point: OperatingPointQuery = None,
 ) -> Prediction | Response:
     runner, batcher = runtime.ready_parts()
+    decision = decision_for(runner.card, operating_point, runtime)
     images = await read_checked(file, runtime)
     if len(images) > 1:
         raise MultiFrame(len(images), BATCH_PATH)
     prepared = images[0]
     report = answers_report(accept, prepared)
     probability = await batcher.predict(prepared.canonical)
-    prediction = prediction_for(runner.card, probability, metrics, prepared)
+    prediction = prediction_for(runner.card, probability, metrics, prepared, decision)
     if report and prepared.dicom is not None:
         return await report_response(prediction, prepared.dicom, runner.card)
     return prediction
@@ -135,12 +153,12 @@ def batch_error(error: BaseException, runtime: Runtime, metrics: Metrics) -> Pro
 
 def batch_item(
     filename: str, prepared: PreparedImage, answer: float | BaseException,
-    card: ModelCard, runtime: Runtime, metrics: Metrics,
+    card: ModelCard, runtime: Runtime, metrics: Metrics, decision: Decision,
 ) -> BatchItem:
     if isinstance(answer, BaseException):
         error = batch_error(answer, runtime, metrics)
         return BatchItem(filename=filename, frame=prepared.frame, error=error)
-    prediction = prediction_for(card, answer, metrics, prepared)
+    prediction = prediction_for(card, answer, metrics, prepared, decision)
     return BatchItem(filename=filename, frame=prepared.frame, **prediction.model_dump())
 
 
@@ -160,9 +178,11 @@ async def predict_batch(
     runtime: RuntimeDep,
     metrics: MetricsDep,
     _: ApiKeyDep,
+    operating_point: OperatingPointQuery = None,
 ) -> BatchPrediction:
     runner, batcher = runtime.ready_parts()
     card = runner.card
+    decision = decision_for(card, operating_point, runtime)
     limit = runtime.settings.max_batch_files
     if len(files) > limit:
         raise TooManyFiles(len(files), limit)
@@ -185,6 +205,6 @@ async def predict_batch(
             continue
         for prepared in outcome:
             results.append(
-                batch_item(filename, prepared, next(answers), card, runtime, metrics)
+                batch_item(filename, prepared, next(answers), card, runtime, metrics, decision)
             )
     return BatchPrediction(results=results, model=ModelRef(name=card.name, version=card.version))
