@@ -37,6 +37,10 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _optional_object(raw: JsonObject, key: str) -> JsonObject | None:
     value = raw.get(key)
     if value is not None and not isinstance(value, dict):
@@ -147,9 +151,9 @@ class OperatingPoint:
     sensitivity, specificity (each {"value", "ci95"}) and more; `chosen_on` what picked it."""
 
     threshold: float
-    rule: str = ""
-    summary: str = ""
-    chosen_on: str = ""
+    rule: str | None = None
+    summary: str | None = None
+    chosen_on: str | None = None
     test: JsonObject | None = None
     chosen_on_metrics: JsonObject | None = None
 
@@ -161,9 +165,9 @@ class OperatingPoint:
     def from_dict(cls, raw: JsonObject) -> OperatingPoint:
         return cls(
             threshold=float(raw["threshold"]),
-            rule=str(raw.get("rule", "")),
-            summary=str(raw.get("summary", "")),
-            chosen_on=str(raw.get("chosen_on", "")),
+            rule=_optional_str(raw.get("rule")),
+            summary=_optional_str(raw.get("summary")),
+            chosen_on=_optional_str(raw.get("chosen_on")),
             test=_optional_object(raw, "test"),
             chosen_on_metrics=_optional_object(raw, "chosen_on_metrics"),
         )
