@@ -149,8 +149,10 @@ def _add_ensemble_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--folds", type=_int_at_least(2, "2 or more"), default=DEFAULT_FOLDS,
                        help="cross-validation folds on train + validation; one model per fold, "
                             "averaged in the exported model")
-    train.add_argument("--flip-tta", action="store_true",
-                       help="average every member over the slice and its left-right mirror")
+    train.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=True,
+                       help="average every member over the slice and its left-right mirror "
+                            "(doubles the cost per image; raised out-of-fold ROC-AUC in every "
+                            "fold measured)")
     train.add_argument("--min-roc-auc", type=_fraction, default=DEFAULT_MIN_ROC_AUC,
                        help="test ROC-AUC below this (or below the metadata-only baseline's) "
                             "is not published")
@@ -212,7 +214,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     result = run_training(_train_options(args, layout, run_dir, argv))
     if result.refused is not None:
-        print(f"error: {result.refused} Report: {result.report_path}", file=sys.stderr)
+        print(f"error: {result.refused}; the report is {result.report_path}.", file=sys.stderr)
         return EXIT_USAGE
     return 0
 

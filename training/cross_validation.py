@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,14 @@ def cross_validate(records: list[ImageRecord], group_of: dict[str, str], config:
     paths = [r.path for r in records]
     write_folds(run_dir / FOLDS_FILE, paths, groups, labels, folds)
     preprocess = config.preprocess()
-    logger.info("preprocessing %d development slices to %dx%dx%d (crop to brain: %s)",
-                len(records), preprocess.image_size, preprocess.image_size,
-                preprocess.channels, preprocess.crop_to_brain)
-    pixels = to_pixels([r.data for r in records], preprocess)
+
+    @functools.cache
+    def pixels() -> np.ndarray:  # only when a fold has to be trained
+        logger.info("preprocessing %d development slices to %dx%dx%d (crop to brain: %s)",
+                    len(records), preprocess.image_size, preprocess.image_size,
+                    preprocess.channels, preprocess.crop_to_brain)
+        return to_pixels([r.data for r in records], preprocess)
+
     settings = config.to_dict()
     results = []
     for fold in range(k):

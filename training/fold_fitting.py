@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,10 @@ def _train(config: TrainingConfig, model: keras.Model, pixels: np.ndarray, label
     return {key: [float(v) for v in values] for key, values in fitted.history.items()}
 
 
-def fit_fold(config: TrainingConfig, fold: int, pixels: np.ndarray, labels: np.ndarray,
-             folds: np.ndarray, run_dir: Path, key: str) -> FoldResult:
-    """Train (or load, or resume) fold `fold`'s model: trained on every other fold."""
+def fit_fold(config: TrainingConfig, fold: int, pixels: Callable[[], np.ndarray],
+             labels: np.ndarray, folds: np.ndarray, run_dir: Path, key: str) -> FoldResult:
+    """Train (or load, or resume) fold `fold`'s model: trained on every other fold.
+    `pixels()` gives the development slices' pixels; a finished fold never calls it."""
     folder = fold_dir(run_dir, fold)
     folder.mkdir(parents=True, exist_ok=True)
     seed = fold_seed(config, fold)
@@ -133,9 +135,9 @@ def fit_fold(config: TrainingConfig, fold: int, pixels: np.ndarray, labels: np.n
     logger.info("fold %d: training on %d slices, %d held out", fold + 1, int(trained.sum()),
                 len(held_out))
     started = time.monotonic()
-    history = _train(config, model, pixels[trained], labels[trained], folder, seed)
+    history = _train(config, model, pixels()[trained], labels[trained], folder, seed)
     seconds = time.monotonic() - started
-    scores, flipped = predict_pixels(model, pixels[held_out])
+    scores, flipped = predict_pixels(model, pixels()[held_out])
     model.save_weights(str(folder / FINAL_WEIGHTS))
     (folder / RESULT_FILE).write_text(json.dumps({
         "fold": fold + 1, "key": key, "seed": seed, "seconds": round(seconds, 1),

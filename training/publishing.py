@@ -22,19 +22,19 @@ class PublishPolicy:
 
     def refusal(self, test_metrics: dict[str, Any],
                 baseline_metrics: dict[str, Any] | None) -> str | None:
-        """None when the model may be published, else the one-line reason it may not."""
+        """None when the model may be published, else the one-line reason it may not (no
+        final full stop: the CLI adds where the report is)."""
         if self.anyway:
             return None
         if self.quick:
-            return ("a --quick smoke run is not published (add --publish-anyway to publish "
-                    "it).")
+            return "not published: a --quick smoke run (--publish-anyway overrides)"
         auc = float(test_metrics["roc_auc"]["value"])
         if baseline_metrics is not None:
             baseline = float(baseline_metrics["roc_auc"]["value"])
             if not auc >= baseline:
                 return (f"not published: test ROC-AUC {auc:.4f} is below the metadata-only "
-                        f"baseline's {baseline:.4f} (--publish-anyway overrides).")
+                        f"baseline's {baseline:.4f} (--publish-anyway overrides)")
         if not auc >= self.min_roc_auc:
             return (f"not published: test ROC-AUC {auc:.4f} is below --min-roc-auc "
-                    f"{self.min_roc_auc:.4f} (--publish-anyway overrides).")
+                    f"{self.min_roc_auc:.4f} (--publish-anyway overrides)")
         return None

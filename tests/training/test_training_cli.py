@@ -124,3 +124,21 @@ def test_architecture_choices_match_the_architectures_module() -> None:
     from training.architectures import ARCHITECTURES
 
     assert sorted(ARCHITECTURE_CHOICES) == sorted(ARCHITECTURES)
+
+
+def test_quick_run_trains_every_step_but_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_dataset(tmp_path / "data", per_class=16, size=40)
+    code, err = _run(_train(data, tmp_path, "--quick", "--image-size", "32"), capsys)
+    assert code == 2
+    line = _one_sentence(err)
+    assert "--quick" in line and str(tmp_path / "run" / "report.json") in line
+    assert (tmp_path / "run" / "report.json").is_file()
+    assert not any((tmp_path / "models").glob("*/[0-9]*"))  # no version, no leftover
+
+
+def test_folds_must_be_at_least_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _folders(tmp_path / "data", {"yes": 12, "no": 12})
+    code, err = _run(_train(data, tmp_path, "--folds", "1"), capsys)
+    assert code == 2 and "--folds" in _one_sentence(err)
