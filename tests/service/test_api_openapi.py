@@ -45,7 +45,11 @@ def test_openapi_describes_the_contract(client: TestClient) -> None:
     assert "application/problem+json" in predict["responses"]["415"]["content"]
     assert "HTTPValidationError" not in json.dumps(document)
     prediction = document["components"]["schemas"]["Prediction"]["properties"]
-    assert set(prediction) == {"label", "tumor_probability", "threshold", "model", "dicom"}
+    assert set(prediction) == {"label", "tumor_probability", "threshold", "operating_point",
+                               "model", "dicom"}
+    for path in ("/predict", "/predict/batch"):
+        parameters = paths[path]["post"]["parameters"]
+        assert ("operating_point", "query") in [(p["name"], p["in"]) for p in parameters]
     assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 
