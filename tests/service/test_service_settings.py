@@ -25,13 +25,14 @@ def test_environment_variables_set_every_field(
         "MRI_ACCESS_LOG": "false", "MRI_TF_INTRA_OP_THREADS": "2", "MRI_TF_INTER_OP_THREADS": "1",
         "MRI_DECODE_THREADS": "3", "MRI_RETRY_AFTER_SECONDS": "5",
         "MRI_GRACEFUL_SHUTDOWN_SECONDS": "3", "MRI_MODEL_VERSION": "2",
-        "MRI_MODEL_POLL_SECONDS": "0.5",
+        "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_OPERATING_POINT": "balanced",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert {f"MRI_{name.upper()}" for name in Settings.model_fields} == set(values)
     assert settings.host == "0.0.0.0" and settings.port == 9001
+    assert settings.operating_point == "balanced"
     assert settings.model_dir == tmp_path and settings.model_name == "brain-tumor-cnn"
     assert (settings.max_batch_size, settings.max_wait_ms, settings.queue_size) == (16, 0, 64)
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "zq-secret-9"
