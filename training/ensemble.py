@@ -1,7 +1,7 @@
 """The fold models averaged in one Keras model, with the calibration applied inside it.
 
     pixels -> every member (and, with flip TTA, every member on the mirrored slice)
-           -> logit of each P(tumor) -> mean -> divided by the temperature -> sigmoid
+           -> logit of each P(tumor) -> mean -> / temperature + intercept -> sigmoid
 
 Averaging logits (not probabilities) keeps the ensemble's scores on the scale of a single
 member's, which is what the temperature was fitted on (the members' out-of-fold predictions).
@@ -53,22 +53,25 @@ class Logit(layers.Layer):  # type: ignore[misc]
 
 
 @keras.saving.register_keras_serializable(package="brain_mri")
-class TemperatureSigmoid(layers.Layer):  # type: ignore[misc]
-    """sigmoid(logit / temperature): temperature scaling, fitted on out-of-fold predictions."""
+class CalibratedSigmoid(layers.Layer):  # type: ignore[misc]
+    """sigmoid(logit / temperature + intercept): Platt scaling of the mean logit, fitted on
+    out-of-fold predictions (calibration.py)."""
 
-    def __init__(self, temperature: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, temperature: float = 1.0, intercept: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.temperature = float(temperature)
+        self.intercept = float(intercept)
 
     def call(self, inputs: Any) -> Any:
-        return keras.ops.sigmoid(inputs / self.temperature)
+        return keras.ops.sigmoid(inputs / self.temperature + self.intercept)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "temperature": self.temperature}
+        return {**super().get_config(), "temperature": self.temperature,
+                "intercept": self.intercept}
 
 
-def build_ensemble(members: Sequence[keras.Model], temperature: float,
-                   flip_tta: bool) -> keras.Model:
+def build_ensemble(members: Sequence[keras.Model], temperature: float, flip_tta: bool,
+                   intercept: float = 0.0) -> keras.Model:
     """One model: pixels in, calibrated mean P(tumor) out (shape [n, 1])."""
     if not members:
         raise ValueError("an ensemble needs at least one member")
@@ -81,7 +84,7 @@ def build_ensemble(members: Sequence[keras.Model], temperature: float,
         member.name = f"{MEMBER_PREFIX}{index + 1}"  # unique names inside the ensemble
         logits.extend(logit_layer(member(view)) for view in views)
     mean = logits[0] if len(logits) == 1 else layers.Average(name="mean_logit")(logits)
-    outputs = TemperatureSigmoid(temperature, name=OUTPUT_KEY)(mean)
+    outputs = CalibratedSigmoid(temperature, intercept, name=OUTPUT_KEY)(mean)
     return keras.Model(inputs, outputs, name="ensemble")
 
 

@@ -3,7 +3,7 @@ ensemble, evaluate, export, report.
 
 The development slices (train + validation splits) are cut into K folds by near-duplicate
 group; one model per fold is trained on the others (cross_validation.py, resumable). The fold
-models are averaged in one graph with the temperature fitted on their out-of-fold predictions
+models are averaged in one graph with the calibration fitted on their out-of-fold predictions
 (ensemble.py, calibration.py), and the named operating points are chosen on those same
 predictions (operating_points.py). The ensemble is exported once: to a hidden folder beside
 the versions, verified against the in-memory model, and scored there on test through the
@@ -29,8 +29,9 @@ from training.architectures import count_flops, count_parameters
 from training.baseline import fit_metadata_baseline
 from training.calibration import (
     RELIABILITY_FILE,
+    calibrated,
     calibration_section,
-    fit_temperature,
+    fit_calibration,
     plot_reliability,
 )
 from training.cross_validation import CrossValidation, cross_validate
@@ -217,6 +218,7 @@ def split(records: list[ImageRecord], grouping: Grouping, options: TrainOptions)
 class Ensemble:
     model: keras.Model  # pixels -> calibrated mean P(tumor)
     temperature: float
+    intercept: float
     flip_tta: bool
     oof_logits: np.ndarray  # mean member logit per development slice (flip TTA as exported)
 
@@ -224,7 +226,7 @@ class Ensemble:
     def oof_scores(self) -> np.ndarray:
         """Calibrated out-of-fold P(tumor): what the exported model would say of each slice
         had it been trained without that slice's fold."""
-        return sigmoid(self.oof_logits / self.temperature)
+        return sigmoid(calibrated(self.oof_logits, self.temperature, self.intercept))
 
 
 @dataclass(frozen=True)
@@ -238,14 +240,15 @@ class Evaluation:
 
 
 def build(cv: CrossValidation, options: TrainOptions) -> Ensemble:
-    """Fit the temperature on the out-of-fold logits and put the fold models in one graph."""
+    """Fit the calibration on the out-of-fold logits and put the fold models in one graph."""
     oof_logits = cv.oof_logits(options.flip_tta)
-    temperature = fit_temperature(cv.labels, oof_logits)
-    logger.info("temperature %.3f fitted on %d out-of-fold predictions (%d members%s)",
-                temperature, len(oof_logits), len(cv.results),
+    temperature, intercept = fit_calibration(cv.labels, oof_logits)
+    logger.info("calibration T %.3f, b %.3f fitted on %d out-of-fold predictions (%d members%s)",
+                temperature, intercept, len(oof_logits), len(cv.results),
                 ", flip TTA" if options.flip_tta else "")
-    model = build_ensemble([r.model for r in cv.results], temperature, options.flip_tta)
-    return Ensemble(model, temperature, options.flip_tta, oof_logits)
+    model = build_ensemble([r.model for r in cv.results], temperature, options.flip_tta,
+                           intercept)
+    return Ensemble(model, temperature, intercept, options.flip_tta, oof_logits)
 
 
 def evaluate(staged: StagedExport, ensemble: Ensemble, cv: CrossValidation, data: SplitData,
@@ -284,20 +287,21 @@ def evaluate(staged: StagedExport, ensemble: Ensemble, cv: CrossValidation, data
 
 def _calibration(ensemble: Ensemble, cv: CrossValidation, test_labels: np.ndarray,
                  test_scores: np.ndarray, run_dir: Path) -> dict[str, Any]:
-    """ECE before and after temperature scaling, out-of-fold and on test, and the figure."""
-    t = ensemble.temperature
-    test_logits = t * logit(test_scores)  # undo the graph's scaling: the raw mean logit
+    """ECE before and after calibration, out-of-fold and on test, and the figure."""
+    t, b = ensemble.temperature, ensemble.intercept
+    test_logits = t * (logit(test_scores) - b)  # undo the graph's calibration: the mean logit
     plot_reliability({
         "out-of-fold (development)": (cv.labels, sigmoid(ensemble.oof_logits),
                                       ensemble.oof_scores),
         "test split": (test_labels, sigmoid(test_logits), test_scores),
-    }, t, run_dir / RELIABILITY_FILE)
+    }, f"T = {t:.2f}, b = {b:.2f}", run_dir / RELIABILITY_FILE)
     return {
-        "method": "temperature scaling of the mean member logit, fitted on the out-of-fold "
-                  "predictions (log-loss)",
+        "method": "Platt scaling of the mean member logit, sigmoid(z / T + b), fitted on the "
+                  "out-of-fold predictions (log-loss)",
         "temperature": t,
-        "out_of_fold": calibration_section(cv.labels, ensemble.oof_logits, t, "out_of_fold"),
-        "test": calibration_section(test_labels, test_logits, t, "test"),
+        "intercept": b,
+        "out_of_fold": calibration_section(cv.labels, ensemble.oof_logits, t, b, "out_of_fold"),
+        "test": calibration_section(test_labels, test_logits, t, b, "test"),
         "plot": RELIABILITY_FILE,
     }
 
@@ -340,7 +344,8 @@ def architecture_section(ensemble: Ensemble, options: TrainOptions) -> dict[str,
         "flip_tta": ensemble.flip_tta,
         "parameters": count_parameters(ensemble.model),
         "flops_per_image": sum(count_flops(m) for m in members) * views,
-        "calibration": {"method": "temperature scaling", "temperature": ensemble.temperature},
+        "calibration": {"method": "Platt scaling of the mean logit: sigmoid(z / T + b)",
+                        "temperature": ensemble.temperature, "intercept": ensemble.intercept},
     }
 
 

@@ -144,7 +144,7 @@ def _assert_folds(run: Path, manifest: list[dict[str, str]], report: dict[str, A
         assert (run / "folds" / f"fold-{k}" / "final.weights.h5").is_file()
     assert report["out_of_fold"]["metrics"]["n"] == len(development)
     assert [f["resumed"] for f in report["members"]["per_fold"]] == [False, False]
-    assert report["calibration"]["temperature"] > 0
+    assert report["calibration"]["temperature"] > 0 and "intercept" in report["calibration"]
 
 
 def test_a_stopped_run_resumes_without_refitting_finished_folds(

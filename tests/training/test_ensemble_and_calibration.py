@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from training.architectures import build_model
-from training.calibration import fit_temperature, log_loss
+from training.calibration import fit_calibration, log_loss
 from training.ensemble import build_ensemble, ensemble_members, mean_logit, sigmoid
 from training.evaluation import reliability_curve
 from training.folds import assign_folds
@@ -39,18 +39,19 @@ def test_folds_keep_groups_whole_balance_labels_and_repeat_from_the_seed() -> No
         assign_folds(labels[:3], groups[:3], 5, seed=0)
 
 
-def test_temperature_scaling_recovers_an_overconfident_models_temperature() -> None:
+def test_calibration_recovers_an_overconfident_biased_models_temperature_and_shift() -> None:
     rng = np.random.default_rng(0)
     true_logits = rng.normal(0.0, 2.0, 20_000)
     labels = (rng.random(true_logits.size) < sigmoid(true_logits)).astype(int)
-    overconfident = 3.0 * true_logits  # a model whose logits are 3x too large
-    temperature = fit_temperature(labels, overconfident)
+    skewed = 3.0 * (true_logits + 1.0)  # logits 3x too large and leaning to the positive class
+    temperature, intercept = fit_calibration(labels, skewed)
     assert temperature == pytest.approx(3.0, rel=0.05)
-    before = reliability_curve(labels, sigmoid(overconfident))["expected_calibration_error"]
-    after = reliability_curve(labels, sigmoid(overconfident / temperature))[
-        "expected_calibration_error"]
+    assert intercept == pytest.approx(-1.0, abs=0.1)
+    fixed = skewed / temperature + intercept
+    before = reliability_curve(labels, sigmoid(skewed))["expected_calibration_error"]
+    after = reliability_curve(labels, sigmoid(fixed))["expected_calibration_error"]
     assert after < 0.02 < before
-    assert log_loss(labels, overconfident / temperature) < log_loss(labels, overconfident)
+    assert log_loss(labels, fixed) < log_loss(labels, skewed)
 
 
 def test_screening_keeps_sensitivity_and_balanced_maximises_youden() -> None:
@@ -96,8 +97,8 @@ def test_ensemble_averages_member_logits_with_flips_and_applies_the_temperature(
     pixels = rng.random((6, 32, 32, 1)).astype(np.float32)
     views = [np.asarray(m(p, training=False)).reshape(-1)
              for m in members for p in (pixels, pixels[:, :, ::-1, :])]
-    expected = sigmoid(mean_logit(views) / 1.7)
-    ensemble = build_ensemble(members, temperature=1.7, flip_tta=True)
+    expected = sigmoid(mean_logit(views) / 1.7 - 0.4)
+    ensemble = build_ensemble(members, temperature=1.7, flip_tta=True, intercept=-0.4)
     got = np.asarray(ensemble(pixels, training=False)).reshape(-1)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert [m.name for m in ensemble_members(ensemble)] == ["member-1", "member-2"]
