@@ -103,6 +103,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads that check and convert uploads (default: CPUs, at most 4).",
     )
+    gc_freeze: bool = Field(
+        default=True, description="Once the model is loaded and warmed up, exempt every "
+        "object alive then from garbage collection (no stop-the-world re-scans of them)."
+    )
     retry_after_seconds: int = Field(
         default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
     )

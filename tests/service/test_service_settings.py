@@ -25,7 +25,7 @@ def test_environment_variables_set_every_field(
         "MRI_ACCESS_LOG": "false", "MRI_TF_INTRA_OP_THREADS": "2", "MRI_TF_INTER_OP_THREADS": "1",
         "MRI_DECODE_THREADS": "3", "MRI_RETRY_AFTER_SECONDS": "5",
         "MRI_GRACEFUL_SHUTDOWN_SECONDS": "3", "MRI_MODEL_VERSION": "2",
-        "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report",
+        "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report", "MRI_GC_FREEZE": "false",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -41,6 +41,7 @@ def test_environment_variables_set_every_field(
     assert (settings.tf_intra_op_threads, settings.decode_threads) == (2, 3)
     assert (settings.model_version, settings.model_poll_seconds) == (2, 0.5)
     assert settings.input_gate == "report"
+    assert settings.gc_freeze is False
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,6 +53,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_key is None and settings.cors_origins == []
     assert settings.host == "127.0.0.1" and settings.port == 8000
     assert settings.input_gate == "enforce"
+    assert settings.gc_freeze is True
 
 
 def test_empty_optional_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
