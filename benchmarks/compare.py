@@ -33,7 +33,13 @@ from benchmarks.load import Body, Scenario, ScenarioResult, raw_bodies, request_
 from benchmarks.peer_apps.model import ENV_PREFIX
 from benchmarks.peer_envs import PEERS, default_cache_dir, ensure_env
 from benchmarks.raw_model import Threads, fastest_single, measure, write_images
-from benchmarks.servers import REPO, ServerProcess, spawn_server, wait_until_ready
+from benchmarks.servers import (
+    REPO,
+    ServerProcess,
+    main_thread_cpu_seconds,
+    spawn_server,
+    wait_until_ready,
+)
 from benchmarks.serving import READY_TIMEOUT_S, log, parse_variant, run_async
 from benchmarks.workload import Workload, load_folder, synthetic
 from model_contract import ModelCard, find_version_dir, read_card
@@ -51,6 +57,7 @@ class Target:
     path: str
     raw_body: bool = False
     results: dict[int, list[ScenarioResult]] = field(default_factory=dict)
+    loop_cpu_ms: dict[int, list[float]] = field(default_factory=dict)  # services only
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,8 +137,11 @@ def plans(
 
 
 def start(
-    args: argparse.Namespace, stack: ExitStack, log_dir: Path, peer_env: dict[str, str]
+    args: argparse.Namespace, stack: ExitStack, log_dir: Path, peer_env: dict[str, str],
+    gc_at_ready: dict[str, dict[str, tuple[float, float]]],
 ) -> list[ServerProcess]:
+    """Every server, one at a time, each measured once ready; a service's collector counters
+    at that moment go into `gc_at_ready` (collections while loading are not serving pauses)."""
     servers = []
     for name, kind, module_args, env, python, ready_path in plans(args, peer_env):
         log(f"starting {name}")
@@ -141,6 +151,8 @@ def start(
         wait_until_ready(server, READY_TIMEOUT_S)
         time.sleep(2.0)  # let start-up threads settle before reading memory
         server.pss_ready = server.pss_bytes()
+        if kind == "service":
+            gc_at_ready[name] = gc_pauses(server.url)
         log(f"{name} ready after {server.start_to_ready_s:.2f} s, "
             f"PSS {server.pss_ready / 2**20:.0f} MiB")
         servers.append(server)
@@ -167,12 +179,18 @@ def run_rounds(
             scenario = Scenario(f"conc {concurrency}", "", concurrency, 1, args.requests,
                                 args.max_seconds)
             for target in targets:
+                pid = target.server.process.pid
+                loop_cpu = main_thread_cpu_seconds(pid)
                 result = run_async(run_scenario(
                     target.server.url, _at(scenario, target.path), bodies[target.raw_body],
                     reference, _no_count, target.server.tree_cpu_seconds,
                     warmup_requests=2 * concurrency,
                 ))
                 target.results.setdefault(concurrency, []).append(result)
+                if target.server.kind == "service":  # warm-up requests included
+                    served = result.requests + result.errors + 2 * concurrency
+                    target.loop_cpu_ms.setdefault(concurrency, []).append(
+                        1000.0 * (main_thread_cpu_seconds(pid) - loop_cpu) / served)
                 log(f"round {round_number} {target.name} conc {concurrency}: "
                     f"{result.images_per_s:.1f} images/s, p50 {result.p50_ms:.1f} ms, "
                     f"p99 {result.p99_ms:.1f} ms, {result.errors} errors, "
@@ -196,6 +214,14 @@ def gc_pauses(url: str) -> dict[str, tuple[float, float]]:
     return {generation: (values[0], values[1]) for generation, values in sorted(found.items())}
 
 
+def since(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    zero = (0.0, 0.0)
+    return {g: (n - before.get(g, zero)[0], t - before.get(g, zero)[1])
+            for g, (n, t) in after.items()}
+
+
 def _no_count() -> None:
     """Memory is read per server before and after the run, not per request count."""
 
@@ -216,6 +242,8 @@ def summarise(target: Target, concurrency: int) -> TargetResult:
         rounds=len(runs), images_per_s=median("images_per_s"), p50_ms=median("p50_ms"),
         p99_ms=median("p99_ms"), server_cpu_ms_per_image=median("server_cpu_ms_per_image"),
         errors=sum(run.errors for run in runs),
+        loop_cpu_ms_per_request=(float(statistics.median(target.loop_cpu_ms[concurrency]))
+                                 if concurrency in target.loop_cpu_ms else float("nan")),
         pss_ready_mib=target.server.pss_ready / 2**20,
         pss_end_mib=target.server.pss_end / 2**20,
     )
@@ -234,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.perf_counter()
     with ExitStack() as stack:
-        servers = start(args, stack, log_dir, peer_environment(card, version_dir, warmup_image))
+        gc_at_ready: dict[str, dict[str, tuple[float, float]]] = {}
+        servers = start(args, stack, log_dir, peer_environment(card, version_dir, warmup_image),
+                        gc_at_ready)
         images_path = log_dir / "images.bin"
         write_images(workload.images, images_path)
         raw = []
@@ -248,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         run_rounds(args, targets, workload, reference)
         for server in servers:
             server.pss_end = server.pss_bytes()
-        pauses = {server.name: gc_pauses(server.url) for server in servers
-                  if server.kind == "service"}
+        pauses = {server.name: since(gc_at_ready[server.name], gc_pauses(server.url))
+                  for server in servers if server.kind == "service"}
     rows = [summarise(target, c) for target in targets for c in args.concurrency]
     found = ratios(rows, None if batch_one is None else batch_one.p50_ms)
     report = markdown(rows, found, batch_one, pauses)

@@ -27,6 +27,7 @@ class TargetResult:
     p99_ms: float
     server_cpu_ms_per_image: float
     errors: int
+    loop_cpu_ms_per_request: float  # the service's event-loop thread; NaN for other servers
     pss_ready_mib: float
     pss_end_mib: float
 
@@ -103,18 +104,19 @@ def markdown(
 ) -> str:
     lines = ["### Servers side by side (medians over the rounds)", "",
              "| server | concurrency | images/s | p50 ms | p99 ms | server CPU ms per image "
-             "| errors | PSS ready MiB | PSS end MiB |",
-             "|" + " --- |" * 9]
+             "| event-loop CPU ms per request | errors | PSS ready MiB | PSS end MiB |",
+             "|" + " --- |" * 10]
     for r in rows:
         lines.append(
             f"| {r.target} | {r.concurrency} | {_number(r.images_per_s)} | {_number(r.p50_ms, 2)}"
-            f" | {_number(r.p99_ms, 2)} | {_number(r.server_cpu_ms_per_image, 2)} | {r.errors}"
+            f" | {_number(r.p99_ms, 2)} | {_number(r.server_cpu_ms_per_image, 2)}"
+            f" | {_number(r.loop_cpu_ms_per_request, 2)} | {r.errors}"
             f" | {_number(r.pss_ready_mib, 0)} | {_number(r.pss_end_mib, 0)} |")
     if batch_one is not None:
         lines += ["", f"Raw model, batch 1, in-process ({batch_one.threads} TF threads): "
                   f"p50 {batch_one.p50_ms:.2f} ms."]
     if pauses:
-        lines += ["", "### The service's garbage collections since start-up "
+        lines += ["", "### The service's garbage collections from ready to the end of the run "
                   "(mri_gc_pause_seconds: count / total time)", "",
                   "| server | generation 0 | generation 1 | generation 2 |",
                   "| --- | --- | --- | --- |"]

@@ -98,9 +98,15 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU time of a process's first thread alone (the service's event loop: HTTP parsing,
+    routing, multipart, JSON), from /proc/<pid>/task/<pid>/stat."""
+    return cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
+
+
+def cpu_seconds(pid: int, path: str | None = None) -> float:
     """User plus system CPU time of a process, all threads, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as stat:
+    with open(path or f"/proc/{pid}/stat") as stat:
         # Fields after the command name (which may hold spaces) start at field 3, the state.
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

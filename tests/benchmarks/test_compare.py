@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def row(target: str, kind: str, concurrency: int, images_per_s: float, p99_ms: float,
         pss_mib: float, p50_ms: float = 10.0) -> TargetResult:
     return TargetResult(target, kind, concurrency, 2, images_per_s, p50_ms, p99_ms, 3.0, 0,
-                        pss_mib, pss_mib)
+                        0.5, pss_mib, pss_mib)
 
 
 def test_each_measure_is_graded_against_its_own_best_peer() -> None:
@@ -71,5 +71,6 @@ def test_quick_comparison_without_peers(exported_model_dir: Path, tmp_path: Path
     for result in rows.values():
         assert result["errors"] == 0 and result["images_per_s"] > 0, result
         assert result["pss_ready_mib"] > 0
+        assert (result["loop_cpu_ms_per_request"] > 0) == (result["target"] != "naive")
     assert {r["key"] for r in results["ratios"]} == {"overhead_ms"}
     assert set(results["gc_pauses"]["service"]) == {"0", "1", "2"}
