@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from dicom_files import DICOM_MAKERS, multiframe_file
 from fastapi.testclient import TestClient
+from pydicom import dcmread
 from service_helpers import assert_problem
+from synthetic_slices import synthetic_slice
 
 
 def raw(client: TestClient, data: bytes, content_type: str = "image/png", **kwargs: Any) -> Any:
@@ -61,3 +65,17 @@ def test_documented_with_binary_bodies(client: TestClient) -> None:
     content = operation["requestBody"]["content"]
     assert set(content) == {"image/*", "application/octet-stream", "application/dicom"}
     assert operation["responses"]["415"]["content"].keys() == {"application/problem+json"}
+
+
+def test_dicom_bodies_answer_json_or_the_report(client: TestClient) -> None:
+    data = DICOM_MAKERS["mr_16bit"](synthetic_slice(3))
+    multipart = client.post("/predict", files={"file": ("scan.dcm", data)}).json()
+    as_json = raw(client, data, "application/dicom")
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.json() == multipart
+    report = raw(client, data, "application/dicom", headers={"accept": "application/dicom"})
+    assert report.status_code == 200
+    assert report.headers["content-type"] == "application/dicom"
+    assert dcmread(io.BytesIO(report.content)).Modality == "SR"
+    many = multiframe_file([synthetic_slice(4), synthetic_slice(5)])
+    assert_problem(raw(client, many, "application/dicom"), 422, "/predict/batch")
