@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from service.gc_tuning import GCPauseObserver, freeze_long_lived_heap
+from service.gc_tuning import GCPauseObserver, freeze_long_lived_heap, refreeze_long_lived_heap
 
 
 @pytest.fixture
@@ -69,3 +70,21 @@ def test_no_freeze_when_turned_off(make_client: Any, unfrozen: None) -> None:
     gc.unfreeze()
     with make_client(gc_freeze=False):
         assert gc.get_freeze_count() == 0
+
+
+class Node:
+    """A stand-in for a replaced model version: an object kept alive only by a cycle."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_refreezing_frees_what_was_frozen_and_has_died_since(unfrozen: None) -> None:
+    old = Node()
+    alive = weakref.ref(old)
+    freeze_long_lived_heap()
+    del old
+    gc.collect()
+    assert alive() is not None  # frozen: no collection looks at it
+    assert refreeze_long_lived_heap() == gc.get_freeze_count() > 0
+    assert alive() is None
