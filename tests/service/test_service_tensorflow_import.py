@@ -17,7 +17,7 @@ CHILD = textwrap.dedent("""
 
     configure_tensorflow_threads(1, 1)
     runner = ModelRunner.load(find_version_dir(Path(sys.argv[1]), None))
-    probability = float(runner.predict([warmup_image()])[0])
+    probability = runner.predict([warmup_image()])[0].tumor_probability
     assert 0.0 <= probability <= 1.0, probability
     print("keras loaded:", any(name.split(".")[0] == "keras" for name in sys.modules))
     import keras  # still importable for whoever needs it
