@@ -26,7 +26,7 @@ from service.limits import (
 from service.metrics import Metrics
 from service.oip_errors import ProtocolErrorShape
 from service.problems import INFERENCE_PATH, install_problem_handlers, relabel_error_media_types
-from service.routes import admin, convert, health, metrics, model, oip, predict, ui
+from service.routes import admin, convert, explain, health, metrics, model, oip, predict, ui
 from service.runtime import Runtime
 
 DESCRIPTION = """\
@@ -37,7 +37,7 @@ device.
 Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
-ROUTE_MODULES = (predict, convert, health, model, metrics, oip, admin, ui)
+ROUTE_MODULES = (predict, explain, convert, health, model, metrics, oip, admin, ui)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

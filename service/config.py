@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads that check and convert uploads (default: CPUs, at most 4).",
     )
+    explain_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads that run /explain (one image each, beside the /predict batcher); "
+        "at most MRI_QUEUE_SIZE explanations wait for them.",
+    )
     retry_after_seconds: int = Field(
         default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
     )

@@ -18,8 +18,8 @@ API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
     auto_error=False,
-    description="Required on the prediction routes, /convert and /admin/reload only when the "
-    "service has MRI_API_KEY set.",
+    description="Required on the prediction routes, /explain, /convert and /admin/reload only "
+    "when the service has MRI_API_KEY set.",
 )
 
 

@@ -91,6 +91,14 @@ async def read_checked(upload: UploadFile, runtime: Runtime) -> list[PreparedIma
     return await runtime.prepare(await upload.read())
 
 
+async def read_one(upload: UploadFile, runtime: Runtime, route: str) -> PreparedImage:
+    """The one image of a single-image route; MultiFrame for a multi-frame DICOM file."""
+    images = await read_checked(upload, runtime)
+    if len(images) > 1:
+        raise MultiFrame(len(images), BATCH_PATH, route=route)
+    return images[0]
+
+
 def answers_report(accept: str | None, prepared: PreparedImage) -> bool:
     """True when the client asks for DICOM (before JSON); NotAcceptable when it does for an
     input that is not DICOM, since a report must reference a DICOM instance."""
@@ -134,10 +142,7 @@ async def predict(
     accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
 ) -> Prediction | Response:
     runner, batcher = runtime.ready_parts()
-    images = await read_checked(file, runtime)
-    if len(images) > 1:
-        raise MultiFrame(len(images), BATCH_PATH)
-    prepared = images[0]
+    prepared = await read_one(file, runtime, "/predict")
     report = answers_report(accept, prepared)
     answer = await batcher.predict(prepared.canonical)
     prediction = prediction_for(runner.card, answer, runtime.settings.input_gate, metrics,
