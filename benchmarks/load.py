@@ -87,6 +87,18 @@ def multipart_body(field: str, images: Sequence[tuple[int, bytes]]) -> Body:
     )
 
 
+RAW_MEDIA_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8": "image/jpeg", b"BM": "image/bmp"}
+
+
+def raw_bodies(images: Sequence[bytes]) -> list[Body]:
+    """One body per image for the service's raw-body route: the file itself, no multipart."""
+    return [
+        Body(image, next((media for magic, media in RAW_MEDIA_TYPES.items()
+                          if image.startswith(magic)), "application/octet-stream"), (index,))
+        for index, image in enumerate(images)
+    ]
+
+
 def request_bodies(images: Sequence[bytes], images_per_request: int) -> list[Body]:
     """One body per image for /predict; for /predict/batch, consecutive groups of images
     (wrapping around), enough that every image appears."""
@@ -106,8 +118,12 @@ def request_bodies(images: Sequence[bytes], images_per_request: int) -> list[Bod
 
 def probabilities_in(answer: Any) -> list[float | None]:
     """P(tumor) values of a /predict or /predict/batch answer, in request order (None for a
-    file of a batch answered with an error)."""
-    results = answer["results"] if "results" in answer else [answer]
+    file of a batch answered with an error). A list is a batch in BentoML's shape: one answer
+    per file sent."""
+    if isinstance(answer, list):
+        results = answer
+    else:
+        results = answer["results"] if "results" in answer else [answer]
     return [
         float(result["tumor_probability"]) if "tumor_probability" in result else None
         for result in results

@@ -49,9 +49,64 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def cpu_seconds(pid: int) -> float:
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (servers such as LitServe and BentoML run their model
+    in child processes), from each process's parent id in /proc/<pid>/stat."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # it ended meanwhile
+        parents.setdefault(parent, []).append(int(entry))
+    found, frontier = [pid], [pid]
+    while frontier:
+        children = [child for parent in frontier for child in parents.get(parent, [])]
+        found += children
+        frontier = children
+    return found
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process and all its descendants (/proc/<pid>/smaps_rollup):
+    shared pages are split between the processes that map them, so a server made of several
+    processes is neither flattered nor double-counted."""
+    total = 0
+    for member in descendants(pid):
+        try:
+            with open(f"/proc/{member}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its living descendants (their own threads included)."""
+    total = 0.0
+    for member in descendants(pid):
+        try:
+            total += cpu_seconds(member)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU time of a process's first thread alone (the service's event loop: HTTP parsing,
+    routing, multipart, JSON), from /proc/<pid>/task/<pid>/stat."""
+    return cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
+
+
+def cpu_seconds(pid: int, path: str | None = None) -> float:
     """User plus system CPU time of a process, all threads, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as stat:
+    with open(path or f"/proc/{pid}/stat") as stat:
         # Fields after the command name (which may hold spaces) start at field 3, the state.
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -66,7 +121,10 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     spawned_at: float
+    ready_path: str = "/health/ready"
     start_to_ready_s: float = float("nan")
+    pss_ready: int = 0  # bytes, whole process tree, read by benchmarks/compare.py
+    pss_end: int = 0
     requests_done: int = 0
     rss_checkpoints: dict[int, int] = field(default_factory=dict)
     rss_trace: list[tuple[int, int]] = field(default_factory=list)  # (requests, VmRSS bytes)
@@ -76,6 +134,12 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
+
+    def tree_cpu_seconds(self) -> float:
+        return tree_cpu_seconds(self.process.pid)
+
+    def pss_bytes(self) -> int:
+        return pss_bytes(self.process.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -93,14 +157,22 @@ class ServerProcess:
             self.rss_trace.append((self.requests_done, self.rss_bytes()))
 
     def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`; child processes the server left behind (a
+        peer's workers) are killed too, by their ids."""
         if self.process.poll() is not None:
             return
+        children = descendants(self.process.pid)[1:]
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout)
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def spawn_server(
@@ -111,12 +183,15 @@ def spawn_server(
     log_dir: Path,
     port: int | None = None,
     cpus: frozenset[int] | None = None,
+    python: str = sys.executable,
+    ready_path: str = "/health/ready",
 ) -> ServerProcess:
     """Run `python -m <module_args> --host 127.0.0.1 --port <port>` (a free port unless given),
     logging to a file (appended to, so a restarted server keeps its predecessor's log); `cpus`
-    pins the process and every thread it starts to those CPUs, like a container's CPU limit."""
+    pins the process and every thread it starts to those CPUs, like a container's CPU limit;
+    `python` may be another environment's interpreter (the peers')."""
     port = free_port() if port is None else port
-    command = [sys.executable, "-P", "-m", *module_args, "--host", LOOPBACK, "--port", str(port)]
+    command = [python, "-P", "-m", *module_args, "--host", LOOPBACK, "--port", str(port)]
     log_path = log_dir / f"{name}.log"
 
     def pin() -> None:
@@ -130,13 +205,14 @@ def spawn_server(
             preexec_fn=pin if cpus is not None else None,
         )
     return ServerProcess(name, kind, env, f"http://{LOOPBACK}:{port}", process, log_path,
-                         spawned_at)
+                         spawned_at, ready_path)
 
 
 def wait_until_ready(server: ServerProcess, timeout: float) -> None:
-    """Poll /health/ready every 50 ms (connection refused counts as not ready); start-to-ready
-    runs from just before the process was spawned to the first 200. Polling faster would
-    measure no better and would slow the start it measures (each poll takes the GIL)."""
+    """Poll the server's ready path (/health/ready) every 50 ms (connection refused counts as
+    not ready); start-to-ready runs from just before the process was spawned to the first
+    200. Polling faster would measure no better and would slow the start it measures (each
+    poll takes the GIL)."""
     with httpx.Client(timeout=2.0) as client:
         while True:
             if server.process.poll() is not None:
@@ -145,7 +221,7 @@ def wait_until_ready(server: ServerProcess, timeout: float) -> None:
                     f"{server.log_tail()}"
                 )
             try:
-                if client.get(f"{server.url}/health/ready").status_code == 200:
+                if client.get(f"{server.url}{server.ready_path}").status_code == 200:
                     server.start_to_ready_s = time.perf_counter() - server.spawned_at
                     return
             except httpx.TransportError:

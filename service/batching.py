@@ -43,15 +43,16 @@ class _Request(Generic[ResultT]):
 
 
 def _settle(
-    future: asyncio.Future[ResultT], value: ResultT | None, error: BaseException | None
+    outcomes: list[tuple[asyncio.Future[ResultT], ResultT | None, BaseException | None]]
 ) -> None:
-    # Runs on the caller's loop. A caller that went away (cancelled) is simply skipped.
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)  # type: ignore[arg-type]  # None only with an error
+    # Runs on the callers' loop, once per batch. A caller that went away (cancelled) is skipped.
+    for future, value, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]  # None only with an error
 
 
 class MicroBatcher(Generic[ResultT]):
@@ -164,9 +165,16 @@ class MicroBatcher(Generic[ResultT]):
         if self._observer is not None:
             waits = [started - request.enqueued_at for request in live]
             self._observer.observe_batch(len(live), waits, model_seconds)
+        # One wake-up per event loop for the whole batch, not one per image.
+        by_loop: dict[
+            asyncio.AbstractEventLoop,
+            list[tuple[asyncio.Future[ResultT], ResultT | None, BaseException | None]],
+        ] = {}
         for request, (value, error) in zip(live, outcomes, strict=True):
+            by_loop.setdefault(request.loop, []).append((request.future, value, error))
+        for loop, settled in by_loop.items():
             try:
-                request.loop.call_soon_threadsafe(_settle, request.future, value, error)
+                loop.call_soon_threadsafe(_settle, settled)
             except RuntimeError:  # the caller's loop has closed
                 pass
 

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
         default=256 * MiB, ge=16 * MiB, description="Memory the uploads being decoded may hold "
         "at once (estimated from their headers); a decode that does not fit waits its turn."
     )
+    gc_freeze: bool = Field(
+        default=True, description="Once the model is loaded and warmed up, exempt every "
+        "object alive then from garbage collection (no stop-the-world re-scans of them)."
+    )
     retry_after_seconds: int = Field(
         default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
     )

@@ -23,6 +23,10 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # slices sit above about -3, other images far below (docs/model-report.md).
 GATE_SCORE_BUCKETS = (-1000.0, -100.0, -30.0, -10.0, -5.0, -4.0, -3.0, -2.5, -2.0, -1.5, -1.0,
                       -0.5, 0.0, 0.5, 1.0)
+# From a generation-0 collection (tens of microseconds) to an unfrozen full one (~0.25 s).
+GC_PAUSE_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
+)
 
 
 class Metrics:
@@ -79,6 +83,12 @@ class Metrics:
         )
         self.model_ready = Gauge(
             "mri_model_ready", "1 when the model is loaded and warmed up, else 0.", registry=r,
+        )
+
+        self.gc_pause_seconds = Histogram(
+            "mri_gc_pause_seconds",
+            "Time of one garbage collection (every thread waits), by generation.",
+            ["generation"], buckets=GC_PAUSE_BUCKETS, registry=r,
         )
 
     def observe_batch(self, size: int, queue_waits: Sequence[float], model_seconds: float) -> None:

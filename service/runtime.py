@@ -28,6 +28,7 @@ from service.decode_budget import DecodeBudget
 from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed
 from service.gate import gate_status
+from service.gc_tuning import GCPauseObserver, freeze_long_lived_heap, refreeze_long_lived_heap
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
 from service.model import ModelAnswer, ModelRunner, configure_tensorflow_threads
@@ -122,6 +123,7 @@ class Runtime:
         self._reload_lock = threading.Lock()
         self._retired: list[MicroBatcher[ModelAnswer]] = []
         self._refused: set[Path] = set()
+        self._gc_observer = GCPauseObserver(metrics.gc_pause_seconds)
 
     @property
     def runner(self) -> ModelRunner | None:
@@ -136,6 +138,7 @@ class Runtime:
     def start_loading(self) -> None:
         """Load, warm up and start the batcher in a thread: the server answers meanwhile. Then,
         when MRI_MODEL_POLL_SECONDS is set, keep looking for new versions."""
+        self._gc_observer.install()
         threading.Thread(target=self._load_then_watch, name="model-loader", daemon=True).start()
 
     def wait_until_loaded(self, timeout: float) -> bool:
@@ -166,6 +169,10 @@ class Runtime:
             logger.error("model not loaded: %s", self.failure)
         else:
             self._activate(runner, batcher)
+            if settings.gc_freeze:
+                # Last, once the model, its traced functions and every batch shape exist.
+                logger.info("%d long-lived objects frozen out of garbage collection",
+                            freeze_long_lived_heap())
             self.metrics.model_ready.set(1)
             self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
@@ -185,6 +192,7 @@ class Runtime:
         for batcher in batchers:
             batcher.stop()
         self.decode_pool.shutdown(wait=True, cancel_futures=True)
+        self._gc_observer.remove()
 
     # New versions.
 
@@ -207,6 +215,10 @@ class Runtime:
         batcher.stop()  # finishes what is queued first
         if batcher in self._retired:
             self._retired.remove(batcher)
+        if self.settings.gc_freeze:
+            # The replaced version was frozen with the rest: one full collection frees its
+            # cycles (a single pause per reload), then the new heap is frozen again.
+            refreeze_long_lived_heap()
 
     def reload(self, retry_refused: bool = False) -> bool:
         """Swap in the wanted version if it is not the one serving; True when it swapped. A

@@ -141,12 +141,19 @@ async def predict(
     _: ApiKeyDep,
     accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
 ) -> Prediction | Response:
-    runner, batcher = runtime.ready_parts()
+    runtime.ready_parts()  # 503 before the upload is read
     # FastAPI would take the last of several `file` parts and answer for it alone.
     parts = len((await request.form()).getlist("file"))
     if parts > 1:
         raise SeveralFiles(parts)
-    images = await read_checked(file, runtime)
+    return await answer_one(await read_checked(file, runtime), runtime, metrics, accept)
+
+
+async def answer_one(
+    images: list[PreparedImage], runtime: Runtime, metrics: Metrics, accept: str | None
+) -> Prediction | Response:
+    """The answer to one checked upload (/predict, /predict/raw): JSON, or the DICOM report."""
+    runner, batcher = runtime.ready_parts()
     if len(images) > 1:
         raise MultiFrame(len(images), BATCH_PATH)
     prepared = images[0]

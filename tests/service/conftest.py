@@ -46,6 +46,9 @@ def make_client(exported_model_dir: Path) -> Iterator[ClientFactory]:
     ) -> Any:
         overrides.setdefault("model_dir", exported_model_dir)
         overrides.setdefault("input_gate", "report")
+        # gc.freeze() is process-wide: in a test run that builds many apps it would keep every
+        # dead app's cyclic garbage alive. The tests that check it turn it on themselves.
+        overrides.setdefault("gc_freeze", False)
         return running_client(
             Settings(**overrides), wait, raise_server_exceptions, app_hook
         )

@@ -29,7 +29,7 @@ def test_environment_variables_set_every_field(
         "MRI_MAX_CONNECTIONS": "64", "MRI_LOG_FORMAT": "json", "MRI_EXIT_ON_LOAD_FAILURE": "false",
         "MRI_DECODE_MEMORY_BYTES": "33554432",
         "MRI_MODEL_VERSION": "2",
-        "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report",
+        "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report", "MRI_GC_FREEZE": "false",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -48,6 +48,7 @@ def test_environment_variables_set_every_field(
     assert settings.log_format == "json" and settings.exit_on_load_failure is False
     assert (settings.model_version, settings.model_poll_seconds) == (2, 0.5)
     assert settings.input_gate == "report"
+    assert settings.gc_freeze is False
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,6 +60,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_key is None and settings.cors_origins == []
     assert settings.host == "127.0.0.1" and settings.port == 8000
     assert settings.input_gate == "enforce"
+    assert settings.gc_freeze is True
 
 
 def test_empty_optional_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:

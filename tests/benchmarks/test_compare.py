@@ -1,0 +1,76 @@
+"""The peer comparison (`python -m benchmarks.compare`): its grading against the best peer, and a
+smoke run without peers (building their environments needs PyPI). Nothing here times anything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.compare_report import TargetResult, markdown, ratios
+from benchmarks.peer_envs import PEERS, env_dir, requirements, tensorflow_requirement
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def row(target: str, kind: str, concurrency: int, images_per_s: float, p99_ms: float,
+        pss_mib: float, p50_ms: float = 10.0) -> TargetResult:
+    return TargetResult(target, kind, concurrency, 2, images_per_s, p50_ms, p99_ms, 3.0, 0,
+                        0.5, pss_mib, pss_mib)
+
+
+def test_each_measure_is_graded_against_its_own_best_peer() -> None:
+    rows = [
+        row("service", "service", 1, 120.0, 20.0, 400.0, p50_ms=6.0),
+        row("service", "service", 32, 200.0, 140.0, 400.0),
+        row("fast-peer", "peer", 1, 100.0, 30.0, 700.0),
+        row("fast-peer", "peer", 32, 190.0, 300.0, 700.0),
+        row("lean-peer", "peer", 1, 50.0, 25.0, 380.0),
+        row("lean-peer", "peer", 32, 90.0, 120.0, 380.0),
+    ]
+    found = {(r["target"], r["key"]): r for r in ratios(rows, raw_batch_one_p50_ms=3.5)}
+    single = found[("service", "throughput_over_best_peer:1")]
+    assert single["value"] == pytest.approx(1.2) and single["met"] is True
+    crowded = found[("service", "throughput_over_best_peer:32")]
+    assert crowded["value"] == pytest.approx(200 / 190) and crowded["met"] is False
+    tail = found[("service", "p99_ms")]  # the lowest peer p99 (120) is the bar, not 150
+    assert "lean-peer" in tail["label"] and tail["met"] is False
+    assert found[("service", "overhead_ms")]["value"] == pytest.approx(2.5)
+    assert found[("service", "overhead_ms")]["met"] is True
+    memory = found[("service", "pss_ready_mib")]
+    assert "lean-peer" in memory["label"] and memory["met"] is False
+    table = markdown(rows, list(found.values()), None, {"service": {"2": (3.0, 0.6)}})
+    assert "| service | 32 | 200.0 |" in table and "3 / 600 ms" in table
+
+
+def test_peer_environments_are_pinned_and_keyed_by_their_requirements(tmp_path: Path) -> None:
+    for peer in PEERS.values():
+        wanted = requirements(peer)
+        assert all("==" in requirement for requirement in peer.requirements)
+        assert tensorflow_requirement() in wanted  # the same runtime as the project's
+        assert env_dir(peer, tmp_path).parent == tmp_path
+    assert env_dir(PEERS["litserve"], tmp_path) != env_dir(PEERS["bentoml"], tmp_path)
+
+
+@pytest.mark.e2e
+def test_quick_comparison_without_peers(exported_model_dir: Path, tmp_path: Path) -> None:
+    results_path = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare", "--quick", "--peers", "none",
+         "--model-dir", str(exported_model_dir), "--json", str(results_path),
+         "--log-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    results = json.loads(results_path.read_text())
+    rows = {(r["target"], r["concurrency"]): r for r in results["summary"]}
+    assert set(rows) == {(t, c) for t in ("service", "naive", "service raw") for c in (1, 32)}
+    for result in rows.values():
+        assert result["errors"] == 0 and result["images_per_s"] > 0, result
+        assert result["pss_ready_mib"] > 0
+        assert (result["loop_cpu_ms_per_request"] > 0) == (result["target"] != "naive")
+    assert {r["key"] for r in results["ratios"]} == {"overhead_ms"}
+    assert set(results["gc_pauses"]["service"]) == {"0", "1", "2"}
