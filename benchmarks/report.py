@@ -16,6 +16,7 @@ THROUGHPUT_RATIO_TARGET = 0.85
 OVERHEAD_TARGET_MS = 5.0
 RSS_GROWTH_TARGET_PERCENT = 5.0
 START_TO_READY_TARGET_S = 8.0
+EXPLAIN_P50_RATIO_TARGET = 3.0  # issue 11: /explain at most 3x /predict's p50
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def compute_ratios(
     throughput_scenario: str,
     latency_scenario: str,
     compared_scenarios: Sequence[str],
+    explain_pairs: Sequence[tuple[str, str]] = (),
 ) -> list[Ratio]:
     best = best_run(raw)
     batch_one = fastest_single(raw)
@@ -151,12 +153,29 @@ def compute_ratios(
             growth_percent, f"<= {RSS_GROWTH_TARGET_PERCENT:g}",
             _at_most(growth_percent, RSS_GROWTH_TARGET_PERCENT),
         ))
+    for server in services:
+        ratios += explain_ratios(server, explain_pairs)
     for server in [*services, *baselines]:
         is_service = server.kind == "service"
         ratios.append(Ratio(
             "start_to_ready_s", server.name, "process start to ready (s)", server.start_to_ready_s,
             f"<= {START_TO_READY_TARGET_S:g}" if is_service else None,
             _at_most(server.start_to_ready_s, START_TO_READY_TARGET_S) if is_service else None,
+        ))
+    return ratios
+
+
+def explain_ratios(server: ServerResult, pairs: Sequence[tuple[str, str]]) -> list[Ratio]:
+    """/explain's p50 over /predict's at the same concurrency, one ratio per pair."""
+    ratios = []
+    for explain, predict in pairs:
+        explained, predicted = server.scenario(explain), server.scenario(predict)
+        value = _divide(None if explained is None else explained.p50_ms,
+                        None if predicted is None else predicted.p50_ms)
+        ratios.append(Ratio(
+            f"explain_p50_over_predict:{predict}", server.name,
+            f"{explain} p50 ÷ {predict} (/predict) p50", value,
+            f"<= {EXPLAIN_P50_RATIO_TARGET:g}", _at_most(value, EXPLAIN_P50_RATIO_TARGET),
         ))
     return ratios
 

@@ -5,7 +5,8 @@ by side in one run, on the same machine and the same image bytes (issue 6, docs/
    ready) and then stay up, idle, while the others run.
 2. The raw model: the exported signature called directly, batch 1 and a sweep of batch sizes,
    in a process of its own per TensorFlow thread setting.
-3. Each scenario (concurrency 1, 8, 32 on /predict; /predict/batch with 16 images) runs on
+3. Each scenario (concurrency 1, 8, 32 on /predict; /predict/batch with 16 images; /explain
+   at concurrency 1 and 8 on the services, when the model has the explain signature) runs on
    every server in turn before the next scenario starts, so a change in background load hits
    all of them alike.
 4. A soak at concurrency 32 takes each service to its last memory checkpoint (10,000 requests
@@ -41,6 +42,8 @@ THROUGHPUT_SCENARIO = "conc 32"
 BATCH_SCENARIO = "batch 16"
 BATCH_IMAGES = 16
 BATCH_CONCURRENCY = 2
+# /explain beside /predict at the same concurrency: its p50 over /predict's (target <= 3).
+EXPLAIN_CONCURRENCY = (1, 8)
 READY_TIMEOUT_S = 120.0
 # Batching changes the order of floating-point sums a little, never more than this.
 MAX_ABS_DIFF = 1e-4
@@ -141,6 +144,23 @@ def warn_if_answers_differ(server: str, result: ScenarioResult) -> None:
     if result.max_abs_diff > MAX_ABS_DIFF:
         log(f"WARNING: {server} answered up to {result.max_abs_diff:.2g} away from the raw "
             "model's P(tumor): is it serving the same model?")
+
+
+def explain_scenarios(args: argparse.Namespace, card: ModelCard) -> list[Scenario]:
+    """/explain at each EXPLAIN_CONCURRENCY, when the model has the explain signature."""
+    if card.explain is None:
+        return []
+    return [
+        Scenario(f"explain conc {concurrency}", "/explain", concurrency, 1, args.requests,
+                 args.max_seconds)
+        for concurrency in EXPLAIN_CONCURRENCY
+    ]
+
+
+def explain_pairs(plan: list[Scenario]) -> list[tuple[str, str]]:
+    """(/explain scenario, /predict scenario at the same concurrency) pairs of the plan."""
+    return [(f"explain conc {c}", f"conc {c}") for c in EXPLAIN_CONCURRENCY
+            if any(scenario.name == f"explain conc {c}" for scenario in plan)]
 
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -281,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     run_started = time.perf_counter()
     checkpoints: tuple[int, int] = args.rss_checkpoints
     trace_every = max(1, checkpoints[1] // 10)
-    plan = scenarios(args)
+    plan = scenarios(args) + explain_scenarios(args, card)
 
     with ExitStack() as stack:
         started = start_servers(args, stack, log_dir)
@@ -292,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         bodies = {size: request_bodies(workload.images, size) for size in (1, BATCH_IMAGES)}
         for scenario in plan:
             for server, _ in started:
+                if scenario.path == "/explain" and server.kind != "service":
+                    continue  # the naive baselines have no /explain
                 result = run_async(run_scenario(
                     server.url, scenario, bodies[scenario.images_per_request], reference,
                     partial(server.count_request, checkpoints, trace_every), server.cpu_seconds,
@@ -330,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ratios = compute_ratios(
         raw, servers, checkpoints, THROUGHPUT_SCENARIO, LATENCY_SCENARIO,
-        [scenario.name for scenario in plan],
+        [scenario.name for scenario in plan if scenario.path != "/explain"],
+        explain_pairs(plan),
     )
     report = markdown(raw, servers, ratios)
     print(report)

@@ -28,7 +28,18 @@ from service.logs import REQUEST_ID_HEADER, with_request_ids
 from service.metrics import Metrics
 from service.oip_errors import ProtocolErrorShape
 from service.problems import INFERENCE_PATH, install_problem_handlers, relabel_error_media_types
-from service.routes import admin, convert, health, metrics, model, oip, predict, predict_raw, ui
+from service.routes import (
+    admin,
+    convert,
+    explain,
+    health,
+    metrics,
+    model,
+    oip,
+    predict,
+    predict_raw,
+    ui,
+)
 from service.runtime import Runtime
 from service.security import API_KEY_HEADER, ApiKeyMiddleware, SecurityHeadersMiddleware
 
@@ -41,7 +52,7 @@ Errors are RFC 9457 problem details (`application/problem+json`) carrying the re
 `request_id`; every answer echoes it in `X-Request-ID` (sent by the client, or made here).
 """
 
-ROUTE_MODULES = (predict, predict_raw, convert, health, model, metrics, oip, admin, ui)
+ROUTE_MODULES = (predict, predict_raw, explain, convert, health, model, metrics, oip, admin, ui)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         default=True, description="Once the model is loaded and warmed up, exempt every "
         "object alive then from garbage collection (no stop-the-world re-scans of them)."
     )
+    explain_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads that run /explain (one image each, beside the /predict batcher); "
+        "at most MRI_QUEUE_SIZE explanations wait for them.",
+    )
     retry_after_seconds: int = Field(
         default=2, ge=0, description="Retry-After on 503 answers (not ready, queue full)."
     )

@@ -16,8 +16,8 @@ from service.security import API_KEY_HEADER, api_key_matches
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
     auto_error=False,
-    description="Required on the prediction routes, /convert and /admin/reload only when the "
-    "service has MRI_API_KEY set.",
+    description="Required on the prediction routes, /explain, /convert and /admin/reload only "
+    "when the service has MRI_API_KEY set.",
 )
 
 

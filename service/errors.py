@@ -143,10 +143,10 @@ class MultiFrame(InvalidInput):
 
     reason = "multi_frame"
 
-    def __init__(self, frames: int, batch_route: str) -> None:
+    def __init__(self, frames: int, batch_route: str, route: str = "/predict") -> None:
         super().__init__(
-            f"The DICOM file holds {frames} frames; /predict classifies one image. Send it to "
-            f"{batch_route} for one result per frame.",
+            f"The DICOM file holds {frames} frames; {route} takes one image. Send it to "
+            f"{batch_route} for one prediction per frame.",
             frames=frames,
             batch_route=batch_route,
         )
@@ -253,6 +253,22 @@ class BatcherStopped(QueueFull):
 
     def __init__(self) -> None:
         super().__init__("the model worker is shutting down")
+
+
+# The served model cannot do what the route asks, whatever the input.
+
+
+class ExplainUnsupported(ServiceError):
+    """The served model has no `explain` signature (it was exported before explanations)."""
+
+    reason = "explain_unsupported"
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(
+            f"Model {name} version {version} has no explain signature (it was exported before "
+            "explanations existed); /predict still answers for it.",
+            model={"name": name, "version": version},
+        )
 
 
 # Not a request's fault: the model cannot be served at all.

@@ -59,6 +59,12 @@ class Metrics:
         self.predictions = Counter(
             "mri_predictions", "Images answered, by predicted label.", ["label"], registry=r,
         )
+        self._add_explain_metrics(r)
+        self.gc_pause_seconds = Histogram(
+            "mri_gc_pause_seconds",
+            "Time of one garbage collection (every thread waits), by generation.",
+            ["generation"], buckets=GC_PAUSE_BUCKETS, registry=r,
+        )
         self.rejected_inputs = Counter(
             "mri_rejected_inputs",
             "Uploads or requests refused before reaching the model, by reason.",
@@ -85,10 +91,16 @@ class Metrics:
             "mri_model_ready", "1 when the model is loaded and warmed up, else 0.", registry=r,
         )
 
-        self.gc_pause_seconds = Histogram(
-            "mri_gc_pause_seconds",
-            "Time of one garbage collection (every thread waits), by generation.",
-            ["generation"], buckets=GC_PAUSE_BUCKETS, registry=r,
+    def _add_explain_metrics(self, r: CollectorRegistry) -> None:
+        """POST /explain's own metrics: explanations never enter the batcher."""
+        self.explain_seconds = Histogram(
+            "mri_explain_inference_seconds",
+            "Time of one call of the explain signature (one image, Grad-CAM included).",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.explanations = Counter(
+            "mri_explanations", "Images explained by /explain, by predicted label.", ["label"],
+            registry=r,
         )
 
     def observe_batch(self, size: int, queue_waits: Sequence[float], model_seconds: float) -> None:

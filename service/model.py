@@ -19,10 +19,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from model_contract import ModelCard, read_card
-from service.errors import ModelLoadError, Undecodable
+from service.errors import ExplainUnsupported, ModelLoadError, Undecodable
 
 logger = logging.getLogger("service")
 
+WARMUP_SIZE = 96
 MODEL_DECODER_REFUSED = (
     "The image passed the upload checks but the model's decoder refused it (an unusual "
     "encoding of an accepted format)."
@@ -62,7 +63,7 @@ def configure_tensorflow_threads(intra_op: int, inter_op: int) -> None:
 
 def warmup_image() -> bytes:
     """A small synthetic slice (a bright disc on black) to warm the graph up with."""
-    image = Image.new("L", (96, 96), 0)
+    image = Image.new("L", (WARMUP_SIZE, WARMUP_SIZE), 0)
     ImageDraw.Draw(image).ellipse((16, 12, 80, 86), fill=170)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -78,6 +79,15 @@ class ModelAnswer:
     brain_mri_score: float | None = None
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """The `explain` signature's answer for one image."""
+
+    probability: float
+    heatmap: np.ndarray  # float32 [H, W] in [0, 1] on the canonical image's grid
+    brain_mri_score: float | None  # only when the model has an input gate
+
+
 def _gate_key(card: ModelCard, signature: Any, version_dir: Path) -> str | None:
     """The signature's gate output key, or None when the model has no gate. A card that
     describes a gate the signature lacks is a broken model."""
@@ -90,15 +100,36 @@ def _gate_key(card: ModelCard, signature: Any, version_dir: Path) -> str | None:
     return key
 
 
-class ModelRunner:
-    """A loaded SavedModel version: `predict(canonical image bytes) -> ModelAnswer` per image."""
+def _explain_signature(version_dir: Path, card: ModelCard, signatures: Any) -> Any | None:
+    """The `explain` signature the card names, None for models exported without one."""
+    if card.explain is None:
+        return None
+    if card.explain.signature not in signatures:
+        raise ModelLoadError(
+            f"SavedModel {version_dir} has no {card.explain.signature!r} signature, which "
+            "its model card names in its explain section"
+        )
+    return signatures[card.explain.signature]
 
-    def __init__(self, version_dir: Path, card: ModelCard, loaded: Any, signature: Any) -> None:
+
+class ModelRunner:
+    """A loaded SavedModel version: `predict(canonical image bytes) -> ModelAnswer` per image,
+    and `explain(one image)` when the model has the `explain` signature."""
+
+    def __init__(
+        self, version_dir: Path, card: ModelCard, loaded: Any, signature: Any,
+        explain_signature: Any | None = None,
+    ) -> None:
         self.version_dir = version_dir
         self.card = card
         self._loaded = loaded  # keeps the signature's variables alive
         self._signature = signature
         self.gate_key = _gate_key(card, signature, version_dir)
+        self._explain = explain_signature
+
+    @property
+    def can_explain(self) -> bool:
+        return self._explain is not None
 
     @classmethod
     def load(cls, version_dir: Path) -> ModelRunner:
@@ -113,7 +144,8 @@ class ModelRunner:
         name = card.input.signature
         if name not in signatures:
             raise ModelLoadError(f"SavedModel {version_dir} has no {name!r} signature")
-        return cls(version_dir, card, loaded, signatures[name])
+        explain = _explain_signature(version_dir, card, signatures)
+        return cls(version_dir, card, loaded, signatures[name], explain)
 
     def predict(self, images: Sequence[bytes]) -> list[ModelAnswer]:
         """P(tumor) (and the gate's score) for each canonical image, in order. Runs
@@ -140,9 +172,36 @@ class ModelRunner:
             raise RuntimeError(f"model returned {len(values)} outputs for {expected} images")
         return values
 
+    def explain(self, image: bytes) -> Explanation:
+        """P(tumor) and the Grad-CAM heatmap of one canonical image. Runs TensorFlow."""
+        import tensorflow as tf
+
+        if self._explain is None or self.card.explain is None:
+            raise ExplainUnsupported(self.card.name, self.card.version)
+        try:
+            outputs = self._explain(**{self.card.input.input_key: tf.constant(image)})
+        except tf.errors.InvalidArgumentError as error:
+            logger.debug("the model refused an input: %s", error.message)
+            raise Undecodable(MODEL_DECODER_REFUSED) from None
+        gate = self.card.input_gate
+        score = outputs.get(gate.output_key) if gate is not None else None
+        return Explanation(
+            probability=float(outputs[self.card.input.output_key].numpy()),
+            heatmap=np.asarray(outputs[self.card.explain.heatmap_key].numpy(), dtype=np.float32),
+            brain_mri_score=None if score is None else float(score.numpy()),
+        )
+
     def warm_up(self, batch_sizes: Sequence[int]) -> None:
-        """Run the graph once per batch size so the first real request is not the slow one."""
+        """Run the graph once per batch size so the first real request is not the slow one
+        (and the explain signature once, when there is one)."""
         image = warmup_image()
+        if self.can_explain:
+            heatmap = self.explain(image).heatmap
+            if heatmap.shape != (WARMUP_SIZE, WARMUP_SIZE) or not np.isfinite(heatmap).all():
+                raise ModelLoadError(
+                    f"model at {self.version_dir} returned a {heatmap.shape} heatmap for the "
+                    f"{WARMUP_SIZE}x{WARMUP_SIZE} warm-up image, not a finite one of its size"
+                )
         for size in batch_sizes:
             answers = self.predict([image] * size)
             if not all(math.isfinite(a.tumor_probability) and 0.0 <= a.tumor_probability <= 1.0

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from service.errors import (
     EmptyFile,
+    ExplainUnsupported,
     FileTooLarge,
     InvalidInferenceRequest,
     InvalidInput,
@@ -95,9 +96,12 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     QueueFull: 503,
     Unavailable: 503,
     Unauthenticated: 401,
+    ExplainUnsupported: 501,
 }
 # Routes whose refusals are rejected inputs; a readiness probe answered 503 is not one.
-PREDICTION_PATH_PREFIX = "/predict"
+PREDICTION_PATH_PREFIXES = ("/predict", "/explain")
+# Refusals that say what the model cannot do, not what is wrong with the input.
+NOT_REJECTED_INPUTS = frozenset({ExplainUnsupported.reason})
 # The Open Inference Protocol's inference route (service/routes/oip.py), any model or version.
 INFERENCE_PATH = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 
@@ -147,11 +151,14 @@ def to_problem(error: ServiceError, retry_after_seconds: int) -> Problem:
 
 
 def is_prediction_path(path: str) -> bool:
-    return path.startswith(PREDICTION_PATH_PREFIX) or INFERENCE_PATH.match(path) is not None
+    return path.startswith(PREDICTION_PATH_PREFIXES) or INFERENCE_PATH.match(path) is not None
 
 
 def record_rejection(metrics: Metrics | None, path: str, reason: str) -> None:
-    """Count a refused prediction request or file in `mri_rejected_inputs_total`."""
+    """Count a refused prediction (or explanation) request or file in
+    `mri_rejected_inputs_total`."""
+    if reason in NOT_REJECTED_INPUTS:
+        return
     if metrics is not None and is_prediction_path(path):
         metrics.rejected_inputs.labels(reason=reason).inc()
 

@@ -26,12 +26,12 @@ from service.batching import MicroBatcher
 from service.config import Settings
 from service.decode_budget import DecodeBudget
 from service.dicom_input import prepare_dicom
-from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed
+from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed, QueueFull
 from service.gate import gate_status
 from service.gc_tuning import GCPauseObserver, freeze_long_lived_heap, refreeze_long_lived_heap
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
-from service.model import ModelAnswer, ModelRunner, configure_tensorflow_threads
+from service.model import Explanation, ModelAnswer, ModelRunner, configure_tensorflow_threads
 
 logger = logging.getLogger("service")
 # Failures whose message says it all; anything else is logged with its type.
@@ -118,6 +118,10 @@ class Runtime:
             settings.decode_threads, thread_name_prefix="upload-check"
         )
         self.decode_budget = DecodeBudget(settings.decode_memory_bytes)
+        self.explain_pool = ThreadPoolExecutor(
+            settings.explain_threads, thread_name_prefix="explain"
+        )
+        self._explains_pending = 0  # changed on the event loop only
         self._loaded = threading.Event()
         self._stopping = threading.Event()
         self._reload_lock = threading.Lock()
@@ -193,6 +197,7 @@ class Runtime:
             batcher.stop()
         self.decode_pool.shutdown(wait=True, cancel_futures=True)
         self._gc_observer.remove()
+        self.explain_pool.shutdown(wait=True, cancel_futures=True)
 
     # New versions.
 
@@ -276,3 +281,22 @@ class Runtime:
             return await loop.run_in_executor(
                 self.decode_pool, prepare_upload, data, max_pixels
             )
+
+    async def explain(self, runner: ModelRunner, canonical: bytes) -> Explanation:
+        """Run the explain signature off the event loop, on the explain threads; QueueFull
+        when MRI_QUEUE_SIZE explanations are already waiting or running."""
+        if self._explains_pending >= self.settings.queue_size:
+            raise QueueFull()
+        self._explains_pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.explain_pool, self._timed_explain, runner,
+                                              canonical)
+        finally:
+            self._explains_pending -= 1
+
+    def _timed_explain(self, runner: ModelRunner, canonical: bytes) -> Explanation:
+        started = time.perf_counter()
+        explanation = runner.explain(canonical)
+        self.metrics.explain_seconds.observe(time.perf_counter() - started)
+        return explanation

@@ -52,6 +52,21 @@ class Prediction(BaseModel):
         "or MRI_INPUT_GATE=off.")
 
 
+class Heatmap(BaseModel):
+    """Grad-CAM evidence for `tumor` on the uploaded image's own grid (after EXIF rotation)."""
+
+    width: int = Field(ge=1, description="The uploaded image's width, in pixels.")
+    height: int = Field(ge=1, description="The uploaded image's height, in pixels.")
+    png_base64: str = Field(description="An 8-bit greyscale PNG of width x height, base64: 0 = "
+                            "no evidence, 255 = the strongest evidence for tumor in this image.")
+
+
+class Explanation(Prediction):
+    """Every field of a prediction, plus the heatmap that explains it."""
+
+    heatmap: Heatmap
+
+
 class BatchItem(BaseModel):
     """One file's outcome: the fields of a prediction, or `error` for that file alone."""
 

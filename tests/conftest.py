@@ -16,13 +16,16 @@ from synthetic_slices import synthetic_slice
 TEST_MODEL_NAME = "test-model"
 TEST_THRESHOLD = 0.5
 TEST_GATE_MARGIN = 5.0
+TestModel = tuple[Any, Any, Any, list[bytes]]  # (Keras model, preprocessing, card, slices)
 
 
-def _tiny_model() -> tuple[Any, Any, list[bytes]]:
-    """The compact CNN at 32x32 greyscale, untrained but made image-dependent. Fresh
-    batch-norm statistics shrink its features to ~1e-7, so each batch-norm layer is calibrated
-    on synthetic slices and the last layer is seeded and centred: P(tumor) then spreads over
-    (0, 1) and differs from slice to slice. Returns the model, its preprocessing and slices."""
+@pytest.fixture(scope="session")
+def test_model() -> TestModel:
+    """(Keras model, preprocessing, card, calibration slices): the compact CNN at 32x32
+    greyscale, untrained but made image-dependent. Fresh batch-norm statistics shrink its
+    features to ~1e-7, so each batch-norm layer is calibrated on synthetic slices and the last
+    layer is seeded and centred: P(tumor) then spreads over (0, 1) and differs from slice to
+    slice."""
     import keras
     import tensorflow as tf
 
@@ -49,7 +52,7 @@ def _tiny_model() -> tuple[Any, Any, list[bytes]]:
     model.get_layer("tumor_probability").set_weights(
         [kernel.astype(np.float32), bias.astype(np.float32)]
     )
-    return model, config, slices
+    return model, config, _test_card(model), slices
 
 
 def _test_card(model: Any) -> Any:
@@ -84,41 +87,54 @@ def gate_check_images() -> list[bytes]:
 
 
 @pytest.fixture(scope="session")
-def exported_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder holding `test-model/1/`: the tiny model with a brain-MRI input gate,
-    exported through the training package's export (the real seam). The gate is fitted on the
-    synthetic slices; its threshold sits TEST_GATE_MARGIN below the lowest score of
-    `gate_check_images`, so slices pass and strongly coloured images (colour term ~60) fail."""
+def exported_model_dir(tmp_path_factory: pytest.TempPathFactory, test_model: TestModel) -> Path:
+    """A models folder holding `test-model/1/`: the tiny model with a brain-MRI input gate and
+    the `explain` signature, exported through the training package's export (the real seam).
+    The gate is fitted on the synthetic slices; its threshold sits TEST_GATE_MARGIN below the
+    lowest score of `gate_check_images`, so slices pass and strongly coloured images (colour
+    term ~60) fail."""
     import dataclasses
 
     from model_contract import GATE_OUTPUT_KEY, Acceptance
     from training.export import load_outputs, publish, stage_export
     from training.input_gate import fit_input_gate, gate_section
 
-    model, config, slices = _tiny_model()
+    model, config, card, slices = test_model
     gate = fit_input_gate(model, config, slices, np.arange(len(slices)) % 2)
     models_dir = tmp_path_factory.mktemp("models")
     staged = stage_export(model, config, models_dir, TEST_MODEL_NAME, gate)
     scores = load_outputs(staged.folder)(gate_check_images())[GATE_OUTPUT_KEY]
     threshold = float(scores.min()) - TEST_GATE_MARGIN
-    card = dataclasses.replace(
-        _test_card(model),
-        input_gate=gate_section(gate, threshold, 1.0, Acceptance(1.0, None), None),
+    gated = dataclasses.replace(
+        card, input_gate=gate_section(gate, threshold, 1.0, Acceptance(1.0, None), None),
     )
-    publish(staged, card)
+    publish(staged, gated)
+    return models_dir
+
+
+def _export(test_model: TestModel, models_dir: Path, explain: bool) -> Path:
+    """The tiny model exported without a gate, as every version before the gate was."""
+    from training.export import export_model
+
+    model, config, card, slices = test_model
+    export_model(model, config, card, models_dir, TEST_MODEL_NAME, verify_with=slices,
+                 explain=explain)
     return models_dir
 
 
 @pytest.fixture(scope="session")
-def gateless_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same tiny model exported without a gate, as every version before the gate was."""
-    from training.export import export_model
+def gateless_model_dir(tmp_path_factory: pytest.TempPathFactory, test_model: TestModel) -> Path:
+    """The same tiny model exported without a gate (with the `explain` signature)."""
+    return _export(test_model, tmp_path_factory.mktemp("gateless-models"), explain=True)
 
-    model, config, slices = _tiny_model()
-    models_dir = tmp_path_factory.mktemp("gateless-models")
-    export_model(model, config, _test_card(model), models_dir, TEST_MODEL_NAME,
-                 verify_with=slices)
-    return models_dir
+
+@pytest.fixture(scope="session")
+def unexplained_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, test_model: TestModel
+) -> Path:
+    """The same model exported as older versions were: `serving_default` only, no gate, no
+    explain."""
+    return _export(test_model, tmp_path_factory.mktemp("models-without-explain"), explain=False)
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +188,12 @@ def sample_images() -> dict[str, bytes]:
         SAMPLE_MAKERS.items()
     )}
 
+
+@pytest.fixture(scope="session")
+def slice_png() -> Callable[[int, int, int], bytes]:
+    """`slice_png(seed, width, height)`: a synthetic slice of that size as greyscale PNG bytes."""
+
+    def make(seed: int, width: int, height: int) -> bytes:
+        return encode(Image.fromarray(synthetic_slice(seed, (width, height)), "L"), "PNG")
+
+    return make

@@ -27,15 +27,18 @@ import tensorflow as tf
 
 from model_contract import (
     ACCEPTED_ENCODINGS,
+    EXPLAIN_SIGNATURE,
     GATE_OUTPUT_KEY,
     INPUT_KEY,
     OUTPUT_KEY,
     SERVING_SIGNATURE,
+    ExplainSpec,
     InputSpec,
     ModelCard,
     next_version,
     write_card,
 )
+from training.gradcam import GateScore, explain_spec, make_explain_fn
 from training.input_gate import FittedGate, feature_model, image_colour
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
@@ -57,6 +60,7 @@ class StagedExport:
     model_root: Path
     folder: Path
     preprocess: PreprocessConfig
+    explain: ExplainSpec | None = None  # the card's explain section, when exported with one
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -81,11 +85,19 @@ def input_spec(preprocess: PreprocessConfig) -> InputSpec:
 
 
 def _archive(
-    model: keras.Model, preprocess: PreprocessConfig, gate: FittedGate | None = None
+    model: keras.Model, preprocess: PreprocessConfig, gate: FittedGate | None, explain: bool
 ) -> keras.export.ExportArchive:
     preprocess_batch = make_preprocess_fn(preprocess)
     # With a gate, one pass of the network gives P(tumor) and the gate's features.
     network = model if gate is None else feature_model(model)
+
+    def gate_score(image_bytes: tf.Tensor) -> tf.Tensor:
+        """The gate's score [N] of encoded images [N]: the same graph serving_default runs."""
+        assert gate is not None
+        _, features = network(preprocess_batch(image_bytes), training=False)
+        return gate.score(features, image_colour(image_bytes))
+
+    scorer: GateScore | None = None if gate is None else gate_score
 
     def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         pixels = preprocess_batch(image_bytes)
@@ -104,6 +116,12 @@ def _archive(
         fn=serve,
         input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)],
     )
+    if explain:  # Grad-CAM, see gradcam.py
+        archive.add_endpoint(
+            name=EXPLAIN_SIGNATURE,
+            fn=make_explain_fn(model, preprocess, gate_score=scorer),
+            input_signature=[tf.TensorSpec([], tf.string, name=INPUT_KEY)],
+        )
     return archive
 
 
@@ -113,15 +131,20 @@ def stage_export(
     models_dir: Path,
     name: str,
     gate: FittedGate | None = None,
+    explain: bool = True,
 ) -> StagedExport:
-    """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner);
-    with a fitted `gate`, serving_default also returns `brain_mri_score`."""
+    """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner).
+
+    With a fitted `gate`, serving_default also returns `brain_mri_score`; with `explain` it
+    also gets the `explain` signature (which returns the same gate score when there is a gate).
+    """
     model_root = models_dir / name
     model_root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_root))
-    staged = StagedExport(model_root, folder, preprocess)
+    spec = explain_spec(model) if explain else None
+    staged = StagedExport(model_root, folder, preprocess, spec)
     try:
-        _archive(model, preprocess, gate).write_out(str(folder), verbose=False)
+        _archive(model, preprocess, gate, explain).write_out(str(folder), verbose=False)
     except BaseException:
         staged.discard()
         raise
@@ -162,6 +185,7 @@ def publish(staged: StagedExport, card: ModelCard) -> Path:
             version=version,
             created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             input=input_spec(staged.preprocess),
+            explain=staged.explain,
         )
         write_card(staged.folder, stamped)
         # mkdtemp made the folder private (0700); a server running as another user (the
@@ -183,9 +207,10 @@ def export_model(
     name: str,
     verify_with: Sequence[bytes] = (),
     gate: FittedGate | None = None,
+    explain: bool = True,
 ) -> Path:
     """Stage, verify (on `verify_with`) and publish in one call; returns the version folder."""
-    staged = stage_export(model, preprocess, models_dir, name, gate)
+    staged = stage_export(model, preprocess, models_dir, name, gate, explain)
     try:
         verify_export(load_signature(staged.folder), model, preprocess, verify_with)
     except BaseException:

@@ -98,6 +98,26 @@ async def read_checked(upload: UploadFile, runtime: Runtime) -> list[PreparedIma
     return await runtime.prepare(await upload.read())
 
 
+async def refuse_several_files(request: Request) -> None:
+    """SeveralFiles for a form with more than one `file` part: FastAPI would take the last one
+    and answer for it alone, which the client could mistake for an answer about the first."""
+    parts = len((await request.form()).getlist("file"))
+    if parts > 1:
+        raise SeveralFiles(parts)
+
+
+async def read_one(upload: UploadFile, runtime: Runtime, route: str) -> PreparedImage:
+    """The one image of a single-image route; MultiFrame for a multi-frame DICOM file."""
+    return only_image(await read_checked(upload, runtime), route)
+
+
+def only_image(images: list[PreparedImage], route: str) -> PreparedImage:
+    """The one image of a single-image route; MultiFrame for a multi-frame DICOM file."""
+    if len(images) > 1:
+        raise MultiFrame(len(images), BATCH_PATH, route=route)
+    return images[0]
+
+
 def answers_report(accept: str | None, prepared: PreparedImage) -> bool:
     """True when the client asks for DICOM (before JSON); NotAcceptable when it does for an
     input that is not DICOM, since a report must reference a DICOM instance."""
@@ -142,21 +162,17 @@ async def predict(
     accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
 ) -> Prediction | Response:
     runtime.ready_parts()  # 503 before the upload is read
-    # FastAPI would take the last of several `file` parts and answer for it alone.
-    parts = len((await request.form()).getlist("file"))
-    if parts > 1:
-        raise SeveralFiles(parts)
+    await refuse_several_files(request)
     return await answer_one(await read_checked(file, runtime), runtime, metrics, accept)
 
 
 async def answer_one(
-    images: list[PreparedImage], runtime: Runtime, metrics: Metrics, accept: str | None
+    images: list[PreparedImage], runtime: Runtime, metrics: Metrics, accept: str | None,
+    route: str = "/predict",
 ) -> Prediction | Response:
     """The answer to one checked upload (/predict, /predict/raw): JSON, or the DICOM report."""
     runner, batcher = runtime.ready_parts()
-    if len(images) > 1:
-        raise MultiFrame(len(images), BATCH_PATH)
-    prepared = images[0]
+    prepared = only_image(images, route)
     report = answers_report(accept, prepared)
     answer = await batcher.predict(prepared.canonical)
     prediction = prediction_for(runner.card, answer, runtime.settings.input_gate, metrics,

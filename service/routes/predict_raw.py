@@ -59,4 +59,4 @@ async def predict_raw(
     limit = runtime.settings.max_upload_bytes
     if len(data) > limit:
         raise FileTooLarge(len(data), limit)
-    return await answer_one(await runtime.prepare(data), runtime, metrics, accept)
+    return await answer_one(await runtime.prepare(data), runtime, metrics, accept, RAW_PATH)

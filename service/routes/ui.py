@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+
+from service.heatmaps import palette_png
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -39,3 +41,11 @@ async def upload_page() -> HTMLResponse:
 @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)
 async def docs_page() -> HTMLResponse:
     return page("docs.html", DOCS_POLICY)
+
+
+@router.get("/ui/heatmap-colours.png", include_in_schema=False)
+async def heatmap_colours() -> Response:
+    """The colour map of /explain's overlays as a 256 x 1 PNG: the page colours heatmaps with
+    it, so the page and the PNG overlay use the same colours."""
+    return Response(palette_png(), media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=86400"})

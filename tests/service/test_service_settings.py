@@ -23,7 +23,7 @@ def test_environment_variables_set_every_field(
         "MRI_MAX_PIXELS": "1000000", "MRI_MAX_BATCH_FILES": "8", "MRI_API_KEY": "zq-secret-9",
         "MRI_CORS_ORIGINS": "https://a.example,https://b.example", "MRI_LOG_LEVEL": "WARNING",
         "MRI_ACCESS_LOG": "false", "MRI_TF_INTRA_OP_THREADS": "2", "MRI_TF_INTER_OP_THREADS": "1",
-        "MRI_DECODE_THREADS": "3", "MRI_RETRY_AFTER_SECONDS": "5",
+        "MRI_DECODE_THREADS": "3", "MRI_EXPLAIN_THREADS": "1", "MRI_RETRY_AFTER_SECONDS": "5",
         "MRI_GRACEFUL_SHUTDOWN_SECONDS": "3", "MRI_MAX_HEADER_BYTES": "4096",
         "MRI_HEADER_TIMEOUT_SECONDS": "5", "MRI_BODY_TIMEOUT_SECONDS": "30",
         "MRI_MAX_CONNECTIONS": "64", "MRI_LOG_FORMAT": "json", "MRI_EXIT_ON_LOAD_FAILURE": "false",
@@ -49,6 +49,7 @@ def test_environment_variables_set_every_field(
     assert (settings.model_version, settings.model_poll_seconds) == (2, 0.5)
     assert settings.input_gate == "report"
     assert settings.gc_freeze is False
+    assert settings.explain_threads == 1
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

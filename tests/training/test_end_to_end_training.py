@@ -102,7 +102,7 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     assert card.intended_use is not None and "not a diagnostic device" in card.intended_use
     assert card.training is not None and card.training["architecture"] == "compact"
     assert card.library_versions is not None and "tensorflow" in card.library_versions
-    assert card.explain is None
+    assert card.explain is not None and card.explain.signature == "explain"  # by default
     gate = card.input_gate  # fitted on the training split, threshold from validation
     assert gate is not None and gate.output_key == "brain_mri_score"
     assert gate.acceptance is not None and gate.acceptance.validation is not None

@@ -1,0 +1,117 @@
+"""POST /explain: a prediction with its Grad-CAM heatmap, computed by the model's `explain`
+signature (JSON with the heatmap as a PNG, or with `Accept: image/png` the scan overlaid)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from model_contract import ModelCard
+from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
+from service.errors import ExplainUnsupported
+from service.gate import InputCheck as GateCheck
+from service.gate import check_input
+from service.heatmaps import COLOUR_MAP, DEFAULT_OPACITY, heatmap_png_base64, overlay_png
+from service.images import PreparedImage
+from service.model import Explanation as ModelExplanation
+from service.model import ModelAnswer
+from service.problems import ProblemDetails, problem_responses
+from service.routes.predict import (
+    ACCEPTED_NOTE,
+    NOT_BRAIN_MRI_NOTE,
+    read_one,
+    refuse_several_files,
+)
+from service.schemas import DicomRef, Explanation, Heatmap, InputCheck, ModelRef
+
+router = APIRouter(tags=["explain"])
+PNG = "image/png"
+JSON = "application/json"
+
+OVERLAY_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": f"JSON by default; with `Accept: {PNG}`, the scan with the heatmap "
+        f"overlaid in the {COLOUR_MAP} colour map (weight {DEFAULT_OPACITY} x heat).",
+        "content": {PNG: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _quality(accept: str, kinds: tuple[str, ...]) -> float:
+    """The highest q the Accept header gives any of `kinds` (exact type, type/*, */*)."""
+    best = 0.0
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        if media.lower() not in kinds:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        best = max(best, q)
+    return best
+
+
+def wants_png(accept: str | None) -> bool:
+    """True when the client prefers the PNG overlay to JSON (JSON wins ties and no header)."""
+    if not accept:
+        return False
+    png = _quality(accept, (PNG, "image/*", "*/*"))
+    json = _quality(accept, (JSON, "application/*", "*/*"))
+    return png > json
+
+
+def explanation_body(
+    card: ModelCard, result: ModelExplanation, prepared: PreparedImage,
+    check: GateCheck | None,
+) -> Explanation:
+    height, width = result.heatmap.shape
+    identity = prepared.dicom
+    return Explanation(
+        label=card.label_for(result.probability),
+        tumor_probability=result.probability,
+        threshold=card.threshold,
+        model=ModelRef(name=card.name, version=card.version),
+        dicom=DicomRef(**identity.as_dict()) if identity is not None else None,
+        input_check=None if check is None else InputCheck(**dataclasses.asdict(check)),
+        heatmap=Heatmap(width=width, height=height, png_base64=heatmap_png_base64(result.heatmap)),
+    )
+
+
+@router.post(
+    "/explain",
+    summary="Classify one slice and show where the model found evidence for tumor (Grad-CAM)",
+    response_model=Explanation,
+    responses={**OVERLAY_RESPONSE, **problem_responses(400, 401, 408, 413, 415, 422, 501, 503),
+               422: {"model": ProblemDetails, "description": NOT_BRAIN_MRI_NOTE}},
+)
+async def explain(
+    file: Annotated[UploadFile, File(description=f"One image. {ACCEPTED_NOTE}")],
+    request: Request,
+    runtime: RuntimeDep,
+    metrics: MetricsDep,
+    _: ApiKeyDep,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response | Explanation:
+    runner, _batcher = runtime.ready_parts()
+    if not runner.can_explain:
+        raise ExplainUnsupported(runner.card.name, runner.card.version)
+    await refuse_several_files(request)
+    prepared = await read_one(file, runtime, "/explain")
+    result = await runtime.explain(runner, prepared.canonical)
+    # The same input gate and MRI_INPUT_GATE mode as /predict (NotBrainMRI when it refuses).
+    answer = ModelAnswer(result.probability, result.brain_mri_score)
+    check = check_input(answer, runner.card, runtime.settings.input_gate)
+    metrics.explanations.labels(label=runner.card.label_for(result.probability)).inc()
+    if wants_png(accept):
+        overlay = await run_in_threadpool(overlay_png, prepared.canonical, result.heatmap)
+        return Response(overlay, media_type=PNG)
+    return await run_in_threadpool(explanation_body, runner.card, result, prepared, check)
