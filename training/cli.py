@@ -15,11 +15,20 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from model_contract import LayoutError, resolve_version_dir
-from training.discovery import DEFAULT_MIN_IMAGES_PER_CLASS, DataError, resolve_classes
+from training.discovery import (
+    DEFAULT_MIN_IMAGES_PER_CLASS,
+    ClassLayout,
+    DataError,
+    resolve_classes,
+)
 from training.grouping import DEFAULT_MAX_DISTANCE
+from training.publishing import DEFAULT_MIN_ROC_AUC
+
+if TYPE_CHECKING:
+    from training.train_run import TrainOptions
 
 # Kept here rather than read from architectures.py so that a typo is rejected before Keras is
 # imported; tests/training/test_cli.py checks the two lists agree.
@@ -28,6 +37,8 @@ DEFAULT_MODEL_NAME = "brain-tumor-cnn"
 EXIT_USAGE = 2
 # The compact network halves its input four times; below 16 pixels nothing is left to pool.
 MIN_IMAGE_SIZE = 16
+# --quick: enough to see every step run in about a minute.
+QUICK = {"epochs": 2, "sample": 240, "bootstrap_resamples": 200}
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -143,6 +154,18 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
                        "settings instead of training")
     train.add_argument("--bootstrap-resamples", type=_positive_int, default=1000,
                        help="resamples for the 95%% confidence intervals")
+    _add_publishing_arguments(train)
+
+
+def _add_publishing_arguments(train: argparse.ArgumentParser) -> None:
+    train.add_argument("--min-roc-auc", type=_fraction, default=DEFAULT_MIN_ROC_AUC,
+                       help="a model whose test ROC-AUC is below this (or below the "
+                            "metadata-only baseline's) is not published (exit code 2)")
+    train.add_argument("--publish-anyway", action="store_true",
+                       help="publish even a model the checks (or --quick) would hold back")
+    train.add_argument("--quick", action="store_true",
+                       help=f"smoke run: at most {QUICK['epochs']} epochs on {QUICK['sample']} "
+                            "random slices; not published unless --publish-anyway")
 
 
 def _add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
@@ -202,12 +225,27 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UsageError(f"run folder '{run_dir}' already holds a run; choose another --run-dir.")
 
     _quiet_tensorflow()
-    from training.fitting import TrainingConfig
-    from training.splitting import SplitFractions
-    from training.train_run import TrainOptions, run_training
+    from training.train_run import run_training
 
+    result = run_training(_train_options(args, layout, run_dir, argv))
+    if result.refused is not None:
+        print(f"error: {result.refused}; the report is {result.report_path}.", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _train_options(args: argparse.Namespace, layout: ClassLayout, run_dir: Path,
+                   argv: Sequence[str]) -> TrainOptions:
+    from training.fitting import TrainingConfig
+    from training.publishing import PublishPolicy
+    from training.splitting import SplitFractions
+    from training.train_run import TrainOptions
+
+    if args.quick:
+        args.epochs = min(args.epochs, QUICK["epochs"])
+        args.bootstrap_resamples = min(args.bootstrap_resamples, QUICK["bootstrap_resamples"])
     validation, test = args.validation_fraction, args.test_fraction
-    options = TrainOptions(
+    return TrainOptions(
         layout=layout,
         out_dir=args.out,
         run_dir=run_dir,
@@ -232,9 +270,9 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         gate_acceptance=None if args.no_gate else args.gate_acceptance,
         ood_dir=args.ood,
         resume_fit=args.resume_fit,
+        publish=PublishPolicy(args.min_roc_auc, args.publish_anyway, args.quick),
+        quick_sample=QUICK["sample"] if args.quick else None,
     )
-    run_training(options)
-    return 0
 
 
 def _evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from training.grouping import Grouping, group_images
 from training.input_gate import DEFAULT_TARGET_ACCEPTANCE, FittedGate, fit_input_gate
 from training.model_card import build_card
 from training.plots import PLOT_FILES, plot_training_curves
+from training.publishing import PublishPolicy
 from training.report import (
     PREDICTIONS_FILE,
     Plots,
@@ -94,13 +96,16 @@ class TrainOptions:
     gate_acceptance: float | None = DEFAULT_TARGET_ACCEPTANCE
     ood_dir: Path | None = None  # an OOD set to measure the gate on (never to fit it)
     resume_fit: Path | None = None  # an earlier run folder whose finished fit to reuse
+    publish: PublishPolicy = field(default_factory=PublishPolicy)
+    quick_sample: int | None = None  # --quick: train on this many slices drawn at random
 
 
 @dataclass
 class TrainResult:
-    version_dir: Path  # the exported SavedModel version
+    version_dir: Path | None  # the exported SavedModel version (None: publishing refused)
     report_path: Path
     model: keras.Model  # the trained model in memory (best weights restored)
+    refused: str | None = None  # why the model was not published
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,10 @@ class Outcome:
     data: SplitData
     fitted: FitResult
     evaluation: Evaluation
-    version_dir: Path
+    version_dir: Path | None  # None when the publishing policy refused the model
     card: ModelCard
     gate: tuple[FittedGate, GateCheck] | None
+    refused: str | None = None
 
 
 def run_training(options: TrainOptions) -> TrainResult:
@@ -158,19 +164,26 @@ def run_training(options: TrainOptions) -> TrainResult:
         evaluation = evaluate(staged, fitted.model, data, options)
         checked = None if gate is None else (gate, check_input_gate(staged, evaluation, data,
                                                                     options))
-        version_dir, card = export(staged, fitted, data, evaluation, options, checked)
+        version_dir, card, refused = export(staged, fitted, data, evaluation, options, checked)
     finally:
         staged.discard()  # a no-op once published
     report_path = report(
-        Outcome(scan, grouping, data, fitted, evaluation, version_dir, card, checked), options,
-        seconds=time.monotonic() - started,
+        Outcome(scan, grouping, data, fitted, evaluation, version_dir, card, checked, refused),
+        options, seconds=time.monotonic() - started,
     )
-    return TrainResult(version_dir=version_dir, report_path=report_path, model=fitted.model)
+    return TrainResult(version_dir, report_path, fitted.model, refused)
 
 
 def discover(options: TrainOptions) -> ScanResult:
-    """Every readable image of both class folders (unreadable ones listed with the reason)."""
-    return scan_images(options.layout, options.min_images_per_class)
+    """Every readable image of both class folders (unreadable ones listed with the reason);
+    with --quick, a random sample of them."""
+    scan = scan_images(options.layout, options.min_images_per_class)
+    size = options.quick_sample
+    if size is None or size >= len(scan.records):
+        return scan
+    sample = random.Random(options.training.seed).sample(scan.records, size)
+    logger.info("quick run: %d of %d slices drawn at random", size, len(scan.records))
+    return dataclasses.replace(scan, records=sorted(sample, key=lambda r: r.path))
 
 
 def group(records: list[ImageRecord], options: TrainOptions) -> Grouping:
@@ -310,8 +323,9 @@ def export(
     evaluation: Evaluation,
     options: TrainOptions,
     gate: tuple[FittedGate, GateCheck] | None = None,
-) -> tuple[Path, ModelCard]:
-    """Write the card into the verified, scored export and publish it as the next version."""
+) -> tuple[Path | None, ModelCard, str | None]:
+    """Write the card into the verified, scored export and publish it as the next version,
+    unless the publishing policy refuses it: then no version, and the reason."""
     card = build_card(
         threshold=evaluation.threshold.value,
         threshold_rule=evaluation.threshold.rule,
@@ -324,9 +338,14 @@ def export(
     )
     if gate is not None:
         card = dataclasses.replace(card, input_gate=gate[1].card_section(gate[0]))
+    refused = options.publish.refusal(evaluation.sections["test"]["metrics"],
+                                      evaluation.sections["baseline"]["metrics"])
+    if refused is not None:
+        logger.warning("%s", refused)
+        return None, card, refused
     version_dir = publish(staged, card)
     logger.info("exported %s", version_dir)
-    return version_dir, read_card(version_dir)
+    return version_dir, read_card(version_dir), None
 
 
 def architecture_section(model: keras.Model, config: TrainingConfig) -> dict[str, Any]:
@@ -395,9 +414,11 @@ def _run_sections(outcome: Outcome, options: TrainOptions) -> dict[str, Any]:
     card, data = outcome.card, outcome.data
     return {
         "model": {
-            "exported_to": str(outcome.version_dir),
-            "name": card.name,
-            "version": card.version,
+            "published": outcome.version_dir is not None,
+            "not_published_because": outcome.refused,
+            "exported_to": None if outcome.version_dir is None else str(outcome.version_dir),
+            "name": card.name if outcome.version_dir is not None else options.name,
+            "version": card.version if outcome.version_dir is not None else None,
             "architecture": card.architecture,
             "preprocess": options.training.preprocess().to_dict(),
             "export_max_abs_difference": outcome.evaluation.export_difference,

@@ -20,6 +20,7 @@ from training.discovery import resolve_classes, scan_images
 from training.export import load_signature
 from training.fitting import TrainingConfig
 from training.preprocessing import make_preprocess_fn
+from training.publishing import PublishPolicy
 from training.splitting import SplitFractions
 from training.train_run import TrainOptions, run_training
 
@@ -63,7 +64,8 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
 ) -> None:
     models, run = tmp_path / "models", tmp_path / "run"
     code = main(["train", "--data", str(tiny_data), "--out", str(models), "--run-dir", str(run),
-                 "--epochs", "2", "--image-size", "32", "--bootstrap-resamples", "200"])
+                 "--epochs", "2", "--image-size", "32", "--bootstrap-resamples", "200",
+                 "--publish-anyway"])
     assert code == 0
 
     version_dir = models / "brain-tumor-cnn" / "1"
@@ -149,7 +151,7 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     resumed = tmp_path / "resumed"
     assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "models2"),
                  "--run-dir", str(resumed), "--resume-fit", str(run), "--epochs", "2",
-                 "--image-size", "32", "--bootstrap-resamples", "200"]) == 0
+                 "--image-size", "32", "--bootstrap-resamples", "200", "--publish-anyway"]) == 0
     second = _load(resumed / "report.json")
     assert second["training"]["fit_resumed_from"] == str(run)
     assert second["test"]["metrics"] == report["test"]["metrics"]
@@ -181,7 +183,7 @@ def test_exported_signature_equals_the_in_memory_model(tiny_data: Path, tmp_path
         layout=layout, out_dir=tmp_path / "models", run_dir=tmp_path / "run", name="check",
         training=TrainingConfig(architecture="seed", epochs=2, image_size=32, seed=1),
         fractions=SplitFractions(), max_distance=6, drop_label_conflicts=False,
-        min_images_per_class=10, bootstrap_resamples=50,
+        min_images_per_class=10, bootstrap_resamples=50, publish=PublishPolicy(anyway=True),
     ))
     images = [record.data for record in scan_images(layout).records]
     config = TrainingConfig(architecture="seed", image_size=32).preprocess()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,16 @@ def test_architecture_choices_match_the_architectures_module() -> None:
     from training.architectures import ARCHITECTURES
 
     assert sorted(ARCHITECTURE_CHOICES) == sorted(ARCHITECTURES)
+
+
+def test_quick_run_trains_every_step_but_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_dataset(tmp_path / "data", per_class=16, size=40)
+    code, err = _run(_train(data, tmp_path, "--quick", "--image-size", "32"), capsys)
+    assert code == 2
+    line = _one_sentence(err)
+    assert "--quick" in line and str(tmp_path / "run" / "report.json") in line
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["model"]["published"] is False and report["model"]["exported_to"] is None
+    assert not any((tmp_path / "models").glob("*/[0-9]*"))  # no version, no leftover
