@@ -74,6 +74,26 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, "not set" if value is None else str(value))]
 
 
+def split_counts(training: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[Any]]]]:
+    """The training configuration's slices per split as (columns, rows), for a table."""
+    split = training.get("split")
+    counts = split.get("counts") if isinstance(split, dict) else None
+    if not isinstance(counts, dict):
+        return [], []
+    columns: list[str] = []
+    for per_split in counts.values():
+        columns.extend(key for key in per_split if key not in columns)
+    rows = [(str(name), [per_split.get(column, "") for column in columns])
+            for name, per_split in counts.items()]
+    return columns, rows
+
+
+def configuration(training: dict[str, Any]) -> list[tuple[str, str]]:
+    """The training configuration's rows, the per-split counts left to their own table."""
+    return [(key, value) for key, value in flatten(training)
+            if not key.startswith("split / counts")]
+
+
 def plot_file(card: ModelCard, version_dir: Path, name: str) -> Path | None:
     """The PNG the card's `plots` section names `name`, if it is a file inside the version
     folder (a card cannot point the service at any other file)."""
@@ -106,7 +126,8 @@ def render_card_page(card: ModelCard, version_dir: Path, fingerprint: str | None
         counts={key: metrics.get(key) for key in ("split", "n", "n_positive", "n_negative")},
         confusion=measures(metrics.get("confusion_matrix")),
         baseline=card.metadata_only_baseline,
-        training=flatten(card.training or {}),
+        training=configuration(card.training or {}),
+        split_counts=split_counts(card.training or {}),
         preprocessing=flatten(card.input.preprocessing),
         architecture=flatten(card.architecture or {}),
         libraries=flatten(card.library_versions or {}),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ def classify_files(page: Any, server_url: str, paths: list[str]) -> list[dict[st
     """Open the page, choose the files, press Classify; the table's rows once all are in."""
     page.goto(server_url + "/")
     assert page.title() == "Brain MRI tumor classifier"
+    for nothing_yet in ("#progress-row", "#results", "#viewer", "#error"):
+        assert page.is_hidden(nothing_yet), nothing_yet
     page.set_input_files("#files", paths)
     plural = "" if len(paths) == 1 else "s"
     assert page.text_content("#chosen") == f"{len(paths)} file{plural} chosen."
@@ -215,3 +218,32 @@ def test_csv_cells_are_quoted_and_formulas_defused(page: Any, server_url: str) -
     }""")
     assert cells == ['"\'=HYPERLINK(""http://x"")"', "'+1", "'-2", "'@SUM(A1)", '"a,b"',
                      '"say ""hi"""', '"two\nlines"', "plain.png", "0.5"]
+
+
+def refuse_large_requests(route: Any) -> None:
+    """As a service with a small MRI_MAX_BATCH_UPLOAD_BYTES would: 413 for a request with
+    several files, or with the one file called big.png."""
+    body = route.request.post_data_buffer or b""
+    if body.count(b'name="files"') > 1 or b'filename="big.png"' in body:
+        route.fulfill(status=413, content_type="application/problem+json", body=json.dumps({
+            "type": "urn:brain-mri-classifier:problem:body_too_large", "status": 413,
+            "title": "Content Too Large", "detail": "The request body is larger than the limit "
+            "of 100 bytes."}))
+    else:
+        route.continue_()
+
+
+def test_a_batch_too_large_to_send_is_split_down_to_single_files(
+    page: Any, server_url: str, slice_png: Any, tmp_path: Path
+) -> None:
+    files = {"a.png": slice_png(30, 40, 40), "b.png": slice_png(31, 40, 40),
+             "big.png": slice_png(32, 40, 40)}
+    statuses: list[int] = []
+    page.on("response", lambda response: statuses.append(response.status)
+            if response.url.endswith("/predict/batch") else None)
+    page.route(server_url + "/predict/batch", refuse_large_requests)
+    rows = {row["name"]: row for row in classify_files(page, server_url,
+                                                       write_files(tmp_path, files))}
+    assert statuses == [413, 413, 200, 200, 413]  # 3 files, then 2, then one at a time
+    assert rows["big.png"]["result"] == "The file is too large to send to this service."
+    assert "too large" not in rows["a.png"]["result"] + rows["b.png"]["result"]

@@ -54,6 +54,9 @@ def test_the_page_shows_metrics_with_intervals_beside_the_baseline() -> None:
     assert "<td>0.900 (0.875 to 0.927)</td>" in page  # the metadata-only baseline's
     assert "<td>31 (21 to 42)</td>" in page  # missed tumor slices
     assert "561 slices (303" in page
+    assert "<tr><th scope=\"row\">test</th><td>258</td><td>303</td><td>561</td><td>203</td></tr>" \
+        in page  # slices per split: Healthy, Brain Tumor, images, groups
+    assert "split / counts" not in page
     assert "73c24a64c80b004109705bc30da289035f4c9821bce1aaf28147f9f338a387cc" in page
     assert "1/2/3/4" in page
     assert "about 90 of 100 (95% interval 86 to 93) tumor slices" in page

@@ -34,8 +34,15 @@ async function readProblem(response) {
 async function sendChunk(files) {
   const body = new FormData();
   for (const file of files) body.append("files", file, file.name);
-  const response = await fetch("/predict/batch",
-    { method: "POST", body, headers: headers("application/json") });
+  let response;
+  try {
+    response = await fetch("/predict/batch",
+      { method: "POST", body, headers: headers("application/json") });
+  } catch {
+    // A server may close the connection on a body over its limit before answering 413.
+    if (files.length > 1) return { split: Math.ceil(files.length / 2) };
+    return { problem: { type: "network_error", title: "no answer from the service" } };
+  }
   if (response.ok) return { items: (await response.json()).results };
   const problem = await readProblem(response);
   if (problem.max_files && files.length > problem.max_files) {

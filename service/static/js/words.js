@@ -10,6 +10,8 @@ const ERROR_WORDS = {
   undecodable: "The file is damaged: it could not be decoded as an image.",
   truncated: "The file is cut short: it could not be read to the end.",
   file_too_large: "The file is too large for this service.",
+  body_too_large: "The file is too large to send to this service.",
+  network_error: "No answer from the service: is it running?",
   too_many_pixels: "The image has too many pixels for this service.",
   unsupported_transfer_syntax: "A DICOM file compressed in a way this service cannot read.",
   unsupported_modality: "A DICOM file that is not an MR image.",
