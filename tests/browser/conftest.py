@@ -104,4 +104,8 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def axe_source(request: pytest.FixtureRequest) -> str:
     """axe-core's browser script, fetched from the npm registry (never committed)."""
-    return axe_script(Path(str(request.config.cache.mkdir("axe-core"))))
+    try:
+        return axe_script(Path(str(request.config.cache.mkdir("axe-core"))))
+    except OSError as error:  # urllib's URLError included: no way to the registry
+        require(False, f"axe-core cannot be fetched from the npm registry: {error}")
+        raise

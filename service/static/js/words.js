@@ -17,6 +17,7 @@ const ERROR_WORDS = {
   unsupported_modality: "A DICOM file that is not an MR image.",
   no_pixel_data: "A DICOM file without an image in it.",
   unsupported_pixels: "A DICOM image whose pixel layout this service cannot read.",
+  multi_frame: "A multi-frame DICOM file: a heatmap is made for one frame at a time only.",
   unauthorized: "The API key is missing or wrong.",
   queue_full: "The service is busy: try again in a moment.",
   not_ready: "The model is still loading: try again in a moment.",
