@@ -92,13 +92,21 @@ def offline_page(playwright_api: Any, server_url: str, tmp_path: Path) -> Iterat
 
 @pytest.fixture(scope="session")
 def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the browser tests save their screenshots: MRI_BROWSER_ARTEFACTS (CI uploads it),
-    else a temporary folder; printed so a developer can look at them."""
+    """Where the browser tests save their screenshots: MRI_BROWSER_ARTEFACTS, else a temporary
+    folder; named at the end of the run so a developer can look at them."""
     configured = os.environ.get("MRI_BROWSER_ARTEFACTS")
     folder = Path(configured) if configured else tmp_path_factory.mktemp("browser-artefacts")
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nbrowser test screenshots: {folder}")
+    ARTEFACT_FOLDERS.append(folder)
     return folder
+
+
+ARTEFACT_FOLDERS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for folder in ARTEFACT_FOLDERS:
+        terminalreporter.write_line(f"browser test screenshots: {folder}")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from accessibility import serious_violations
-from dicom_files import DICOM_MAKERS
+from dicom_files import DICOM_MAKERS, multiframe_file
 from PIL import Image
 from synthetic_slices import synthetic_slice
 
@@ -184,16 +184,20 @@ def test_more_files_than_the_batch_limit_are_sent_in_chunks(
     assert {row["name"] for row in rows} == set(files)
 
 
-def test_a_dicom_file_is_shown_as_the_service_converts_it(
+def test_dicom_files_are_shown_as_the_service_converts_them(
     page: Any, server_url: str, tmp_path: Path, artefacts: Path
 ) -> None:
     dicom = DICOM_MAKERS["mr_voi_lut"](synthetic_slice(5))  # a slice the test gate accepts
+    frames = multiframe_file([synthetic_slice(6, (64, 48)), synthetic_slice(7, (64, 48))])
     expected = httpx.post(f"{server_url}/predict", files={"file": ("IM1.dcm", dicom)}).json()
-    rows = classify_files(page, server_url, write_files(tmp_path, {"IM1.dcm": dicom}))
+    rows = classify_files(page, server_url,
+                          write_files(tmp_path, {"IM1.dcm": dicom, "MF.dcm": frames}))
+    assert [row["name"] for row in rows] == ["IM1.dcm", "MF.dcm (frame 1)", "MF.dcm (frame 2)"]
     assert rows[0]["probability"] == f"{expected['tumor_probability']:.3f}"
-    page.wait_for_selector(".thumbnail img")
-    size = page.eval_on_selector(".thumbnail img", "i => [i.naturalWidth, i.naturalHeight]")
-    assert size == [96, 80]  # the slice's own grid, converted by POST /convert
+    page.wait_for_function("() => document.querySelectorAll('.thumbnail img').length === 3")
+    sizes = page.eval_on_selector_all(
+        ".thumbnail img", "images => images.map(i => [i.naturalWidth, i.naturalHeight])")
+    assert sizes == [[96, 80], [64, 48], [64, 48]]  # each slice's own grid, via POST /convert
     page.screenshot(path=str(artefacts / "upload-dicom.png"), full_page=True)
 
 

@@ -11,7 +11,7 @@ function pointName(item, defaultPoint) {
   return defaultPoint ? defaultPoint.name : "the model's operating point";
 }
 
-export function toRow(file, item, card, defaultPoint) {
+function toRow(file, item, card, defaultPoint) {
   const row = {
     id: nextId++, file, name: file.name, frame: item.frame || null,
     probability: null, result: "", check: checkWords(item), outcome: "error",
@@ -30,6 +30,13 @@ export function toRow(file, item, card, defaultPoint) {
   row.threshold = item.threshold;
   row.point = pointName(item, defaultPoint);
   return row;
+}
+
+// A file's rows; the frame is named only when the file has several.
+export function rowsFor(file, items, card, defaultPoint) {
+  const single = items.length === 1;
+  return items.map((item) => toRow(file, single ? { ...item, frame: null } : item, card,
+    defaultPoint));
 }
 
 const COMPARE = {

@@ -5,7 +5,7 @@
 
 import { classifyAll, fetchCard } from "./api.js";
 import { downloadCsv } from "./csv.js";
-import { toRow } from "./rows.js";
+import { rowsFor } from "./rows.js";
 import { enableSorting, renderTable, updateThumbnail } from "./table.js";
 import { loadThumbnails } from "./thumbnails.js";
 import { enableViewer, showHeatmap } from "./viewer.js";
@@ -65,7 +65,7 @@ async function classify() {
   progress(0, files.length);
   await classifyAll(files, batchLimit(), (answered) => {
     for (const { file, items } of answered) {
-      state.rows.push(...items.map((item) => toRow(file, item, state.card, state.point)));
+      state.rows.push(...rowsFor(file, items, state.card, state.point));
     }
     done += answered.length;
     progress(done, files.length);
