@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -68,13 +68,14 @@ def saved_model_fingerprint(version_dir: Path) -> str | None:
     response_model=dict[str, Any],
     responses={**CARD_RESPONSE, **problem_responses(503)},
 )
-async def model_card(runtime: RuntimeDep, request: Request) -> Any:
+async def model_card(runtime: RuntimeDep, request: Request, response: Response) -> Any:
     runner, _ = runtime.ready_parts()
     if not prefers_html(request.headers.get("accept")):
+        response.headers["Vary"] = "Accept"  # a cache must not hand the page to an API client
         return card_to_dict(runner.card)
     fingerprint = await run_in_threadpool(saved_model_fingerprint, runner.version_dir)
     page = render_card_page(runner.card, runner.version_dir, fingerprint)
-    return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})
+    return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Vary": "Accept"})
 
 
 @router.get("/model/plots/{name}", include_in_schema=False)

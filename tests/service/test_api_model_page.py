@@ -38,6 +38,7 @@ def test_json_stays_the_default(client: TestClient) -> None:
     for headers in ({}, {"Accept": "*/*"}, {"Accept": "application/json"}):
         response = client.get("/model", headers=headers)
         assert response.headers["content-type"] == "application/json"
+        assert response.headers["vary"] == "Accept"
         assert response.json()["name"] == "test-model"
 
 
@@ -46,6 +47,7 @@ def test_a_browser_gets_the_card_as_a_page(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["vary"] == "Accept"
     page = response.text
     assert "<title>Model card: test-model version 1</title>" in page
     assert "<script" not in page and "style=" not in page
