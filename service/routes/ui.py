@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from service.deps import SettingsDep
 from service.heatmaps import palette_png
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -27,15 +28,21 @@ DOCS_POLICY = (
 )
 
 
-def page(name: str, policy: str) -> HTMLResponse:
-    return HTMLResponse(
-        (STATIC_DIR / name).read_text(), headers={"Content-Security-Policy": policy}
-    )
+# The upload page learns the service's batch limit from this placeholder, filled per request.
+BATCH_LIMIT_PLACEHOLDER = "__MAX_BATCH_FILES__"
+
+
+def page(name: str, policy: str, fill: dict[str, str] | None = None) -> HTMLResponse:
+    text = (STATIC_DIR / name).read_text()
+    for placeholder, value in (fill or {}).items():
+        text = text.replace(placeholder, value)
+    return HTMLResponse(text, headers={"Content-Security-Policy": policy})
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-async def upload_page() -> HTMLResponse:
-    return page("index.html", PAGE_POLICY)
+async def upload_page(settings: SettingsDep) -> HTMLResponse:
+    return page("index.html", PAGE_POLICY,
+                {BATCH_LIMIT_PLACEHOLDER: str(settings.max_batch_files)})
 
 
 @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from accessibility import axe_script
 from server_process import service_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -87,3 +88,32 @@ def offline_page(playwright_api: Any, server_url: str, tmp_path: Path) -> Iterat
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save their screenshots: MRI_BROWSER_ARTEFACTS, else a temporary
+    folder; named at the end of the run so a developer can look at them."""
+    configured = os.environ.get("MRI_BROWSER_ARTEFACTS")
+    folder = Path(configured) if configured else tmp_path_factory.mktemp("browser-artefacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    ARTEFACT_FOLDERS.append(folder)
+    return folder
+
+
+ARTEFACT_FOLDERS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for folder in ARTEFACT_FOLDERS:
+        terminalreporter.write_line(f"browser test screenshots: {folder}")
+
+
+@pytest.fixture(scope="session")
+def axe_source(request: pytest.FixtureRequest) -> str:
+    """axe-core's browser script, fetched from the npm registry (never committed)."""
+    try:
+        return axe_script(Path(str(request.config.cache.mkdir("axe-core"))))
+    except OSError as error:  # urllib's URLError included: no way to the registry
+        require(False, f"axe-core cannot be fetched from the npm registry: {error}")
+        raise

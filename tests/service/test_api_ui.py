@@ -1,8 +1,9 @@
-"""GET /: the upload page and its static files (the browser test drives it for real)."""
+"""GET /: the upload page and its static files (the browser tests drive them for real)."""
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -10,27 +11,49 @@ from PIL import Image
 
 from service.heatmaps import colour_table
 
+SCRIPTS = ["api", "csv", "heatmap", "rows", "table", "thumbnails", "upload", "viewer", "words"]
+
 
 def test_upload_page_is_served(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert "default-src 'self'" in response.headers["content-security-policy"]
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
     page = response.text
-    assert '<input id="file" name="file" type="file"' in page
-    assert '<script src="/static/upload.js"' in page
-    for element in ('id="label"', 'id="probability"', 'id="model"', 'id="overlay"',
-                    'id="opacity"'):
+    assert '<input id="files" name="files" type="file" multiple' in page
+    assert '<script type="module" src="/static/js/upload.js"></script>' in page
+    for element in ('id="results-table"', 'id="export-csv"', 'id="progress"', 'id="overlay"',
+                    'id="opacity"', 'id="operating-point-text"', 'id="drop-zone"'):
         assert element in page
+    assert "<script>" not in page and "style=" not in page  # nothing inline: the CSP forbids it
+    assert "not a diagnostic device" in page
+
+
+def test_upload_page_carries_the_batch_limit(make_client: Any) -> None:
+    with make_client(max_batch_files=7) as client:
+        page = client.get("/").text
+    assert '<meta name="max-batch-files" content="7">' in page
+    assert "__MAX_BATCH_FILES__" not in page
 
 
 def test_static_files_are_served(client: TestClient) -> None:
-    script = client.get("/static/upload.js")
-    assert script.status_code == 200
-    assert "javascript" in script.headers["content-type"]
-    assert 'post("/explain"' in script.text and 'post("/predict"' in script.text
-    assert "tumor_probability" in script.text
+    for name in SCRIPTS:
+        script = client.get(f"/static/js/{name}.js")
+        assert script.status_code == 200, name
+        assert "javascript" in script.headers["content-type"]
+    assert '"/predict/batch"' in client.get("/static/js/api.js").text
+    assert 'postFile("/explain"' in client.get("/static/js/viewer.js").text
     assert client.get("/static/style.css").status_code == 200
+    assert client.get("/static/card.css").status_code == 200
+
+
+def test_the_page_never_says_healthy_as_a_verdict(client: TestClient) -> None:
+    """The model can only say "no tumor flagged"; the words module has no "healthy" verdict."""
+    words = client.get("/static/js/words.js").text
+    assert "no ${positive} flagged" in words and "not a brain MRI slice: not classified" in words
+    assert '"healthy"' not in words
 
 
 def test_heatmap_colours_are_the_overlay_colour_map(client: TestClient) -> None:

@@ -1,0 +1,103 @@
+"""The model's operating points as a reader sees them: each threshold with its measured test
+sensitivity and specificity, and what they mean in plain words ("flags about 90 of 100 tumor
+slices"). Every figure comes from the card; a card without measurements says so.
+
+A card may name several points (`operating_points`: {name: {threshold, sensitivity,
+specificity, ...}}, the default named by `operating_points.default` or
+`default_operating_point`); otherwise its single threshold is "the model's operating point",
+with the test split's recall and specificity from `metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from model_contract import ModelCard
+
+SINGLE_POINT_NAME = "the model's operating point"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A measured rate with its 95% interval when the card gives one."""
+
+    value: float
+    ci95: tuple[float, float] | None = None
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Measure | None:
+        """`0.9`, or `{"value": 0.9, "ci95": [0.86, 0.93]}`; None for anything else."""
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return cls(float(raw))
+        if not isinstance(raw, dict) or not isinstance(raw.get("value"), int | float):
+            return None
+        interval = raw.get("ci95")
+        ci95 = None
+        if isinstance(interval, list | tuple) and len(interval) == 2:
+            ci95 = (float(interval[0]), float(interval[1]))
+        return cls(float(raw["value"]), ci95)
+
+    def per_hundred(self) -> str:
+        """The rate as "about N of 100", with its interval when known."""
+        words = f"about {round(100 * self.value)} of 100"
+        if self.ci95 is not None:
+            low, high = (round(100 * bound) for bound in self.ci95)
+            words += f" (95% interval {low} to {high})"
+        return words
+
+    def complement(self) -> Measure:
+        """1 - the rate (specificity to false-positive rate); the interval flips."""
+        ci95 = None if self.ci95 is None else (1 - self.ci95[1], 1 - self.ci95[0])
+        return Measure(1 - self.value, ci95)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    name: str
+    threshold: float
+    sensitivity: Measure | None
+    specificity: Measure | None
+    is_default: bool
+
+    def plain_words(self, positive: str = "tumor", negative: str = "healthy") -> str:
+        if self.sensitivity is None or self.specificity is None:
+            return (f"P({positive}) at or above {self.threshold:.3f} is flagged; this model's "
+                    "card holds no measured sensitivity or specificity for it.")
+        flagged = self.specificity.complement()
+        return (f"On the test split it flags {self.sensitivity.per_hundred()} {positive} "
+                f"slices; {flagged.per_hundred()} {negative} slices are flagged too.")
+
+
+def _named_points(card: ModelCard, raw: dict[str, Any]) -> list[OperatingPoint]:
+    default = raw.get("default", card.extra.get("default_operating_point"))
+    points = [
+        OperatingPoint(
+            name=str(name),
+            threshold=float(point["threshold"]),
+            sensitivity=Measure.from_json(point.get("sensitivity", point.get("recall"))),
+            specificity=Measure.from_json(point.get("specificity")),
+            is_default=name == default if isinstance(default, str)
+            else float(point["threshold"]) == card.threshold,
+        )
+        for name, point in raw.items()
+        if isinstance(point, dict) and isinstance(point.get("threshold"), int | float)
+    ]
+    return sorted(points, key=lambda point: not point.is_default)
+
+
+def operating_points(card: ModelCard) -> list[OperatingPoint]:
+    """The card's operating points, the default first."""
+    raw = card.extra.get("operating_points")
+    if isinstance(raw, dict):
+        named = _named_points(card, raw)
+        if named:
+            return named
+    metrics = card.metrics or {}
+    return [OperatingPoint(
+        name=SINGLE_POINT_NAME,
+        threshold=card.threshold,
+        sensitivity=Measure.from_json(metrics.get("sensitivity", metrics.get("recall"))),
+        specificity=Measure.from_json(metrics.get("specificity")),
+        is_default=True,
+    )]
