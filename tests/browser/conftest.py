@@ -110,10 +110,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def axe_source(request: pytest.FixtureRequest) -> str:
-    """axe-core's browser script, fetched from the npm registry (never committed)."""
+def axe_source(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """axe-core's browser script, fetched from the npm registry (never committed); cached in
+    pytest's cache, or for this session only when the cache plugin is off."""
+    cache = getattr(request.config, "cache", None)
+    folder = tmp_path_factory.mktemp("axe-core") if cache is None else cache.mkdir("axe-core")
     try:
-        return axe_script(Path(str(request.config.cache.mkdir("axe-core"))))
+        return axe_script(Path(str(folder)))
     except OSError as error:  # urllib's URLError included: no way to the registry
         require(False, f"axe-core cannot be fetched from the npm registry: {error}")
         raise
