@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +30,19 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.compare_report import TargetResult, markdown, ratios
-from benchmarks.load import Body, Scenario, ScenarioResult, raw_bodies, request_bodies, run_scenario
+from benchmarks.load import (
+    AnswerReader,
+    Body,
+    Scenario,
+    ScenarioResult,
+    json_answer,
+    raw_bodies,
+    run_scenario,
+)
 from benchmarks.peer_apps.model import ENV_PREFIX
 from benchmarks.peer_envs import PEERS, default_cache_dir, ensure_env
 from benchmarks.raw_model import Threads, fastest_single, measure, write_images
+from benchmarks.route_bodies import ROUTE_NAMES, multipart_bodies, routes
 from benchmarks.servers import (
     REPO,
     ServerProcess,
@@ -55,9 +65,16 @@ class Target:
     name: str
     server: ServerProcess
     path: str
-    raw_body: bool = False
+    concurrencies: tuple[int, ...]
+    bodies: str = "multipart"  # a key of bodies_for's answer
+    kind: str = ""  # the server's kind, or "route" for the service's other routes (ungraded)
+    read_answer: AnswerReader = json_answer
     results: dict[int, list[ScenarioResult]] = field(default_factory=dict)
     loop_cpu_ms: dict[int, list[float]] = field(default_factory=dict)  # services only
+
+    @property
+    def row_kind(self) -> str:
+        return self.kind or self.server.kind
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -76,6 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--raw-route", default="/predict/raw", metavar="PATH",
                         help="also drive the service's raw-body route (image bytes as the "
                         "body); 'none' skips it")
+    parser.add_argument("--routes", default=",".join(ROUTE_NAMES),
+                        help="the service's other routes to drive too, comma-separated "
+                        f"({', '.join(ROUTE_NAMES)}) or 'none'; rows only, no peer has them")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive server")
     parser.add_argument("--concurrency", default="1,32", help="comma-separated concurrencies")
     parser.add_argument("--requests", type=int, default=1000, help="requests per scenario")
@@ -97,6 +117,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.peers) - set(PEERS)
     if unknown:
         parser.error(f"unknown peers {sorted(unknown)}; known: {', '.join(PEERS)}")
+    args.routes = [] if args.routes == "none" else list(filter(None, args.routes.split(",")))
+    if set(args.routes) - set(ROUTE_NAMES):
+        parser.error(f"unknown routes {sorted(set(args.routes) - set(ROUTE_NAMES))}; known: "
+                     f"{', '.join(ROUTE_NAMES)}")
     common = parse_variant(parser, f"common:{args.service_env}")[1]
     args.variants = [(name, {**common, **env}) for name, env in
                      [("service", {})] + [parse_variant(parser, text) for text in args.variant]]
@@ -159,32 +183,55 @@ def start(
     return servers
 
 
-def targets_of(args: argparse.Namespace, servers: list[ServerProcess]) -> list[Target]:
-    targets = [Target(server.name, server, "/predict") for server in servers]
+def targets_of(
+    args: argparse.Namespace, servers: list[ServerProcess], card: ModelCard
+) -> list[Target]:
+    """/predict on every server, then the service's raw-body route and its other routes."""
+    every = tuple(args.concurrency)
+    targets = [Target(server.name, server, "/predict", every) for server in servers]
+    services = [server for server in servers if server.kind == "service"]
     if args.raw_route != "none":
-        targets += [Target(f"{server.name} raw", server, args.raw_route, raw_body=True)
-                    for server in servers if server.kind == "service"]
+        targets += [Target(f"{server.name} raw", server, args.raw_route, every, bodies="raw")
+                    for server in services]
+    for name, route in routes(card.name, every).items():
+        if name not in args.routes:
+            continue
+        if route.needs_explain and card.explain is None:
+            log(f"skipping {name}: model {card.name} {card.version} has no explain signature")
+            continue
+        targets += [Target(f"{server.name} {route.suffix}", server, route.path,
+                           route.concurrencies, bodies=name, kind="route",
+                           read_answer=route.read_answer) for server in services]
     return targets
 
 
+def bodies_for(targets: list[Target], workload: Workload, model_name: str,
+               ) -> dict[str, list[Body]]:
+    """Every body set the targets send, made once before the clock starts."""
+    makers: dict[str, Callable[[Sequence[bytes]], list[Body]]] = {
+        "multipart": multipart_bodies, "raw": raw_bodies}
+    makers |= {name: route.bodies for name, route in routes(model_name, ()).items()}
+    return {name: makers[name](workload.images) for name in {t.bodies for t in targets}}
+
+
 def run_rounds(
-    args: argparse.Namespace, targets: list[Target], workload: Workload,
+    args: argparse.Namespace, targets: list[Target], bodies: dict[str, list[Body]],
     reference: list[float],
 ) -> None:
-    bodies: dict[bool, list[Body]] = {
-        False: request_bodies(workload.images, 1), True: raw_bodies(workload.images),
-    }
+    order = list(dict.fromkeys(c for target in targets for c in target.concurrencies))
     for round_number in range(1, args.rounds + 1):
-        for concurrency in args.concurrency:
+        for concurrency in order:
             scenario = Scenario(f"conc {concurrency}", "", concurrency, 1, args.requests,
                                 args.max_seconds)
             for target in targets:
+                if concurrency not in target.concurrencies:
+                    continue
                 pid = target.server.process.pid
                 loop_cpu = main_thread_cpu_seconds(pid)
                 result = run_async(run_scenario(
-                    target.server.url, _at(scenario, target.path), bodies[target.raw_body],
+                    target.server.url, _at(scenario, target.path), bodies[target.bodies],
                     reference, _no_count, target.server.tree_cpu_seconds,
-                    warmup_requests=2 * concurrency,
+                    warmup_requests=2 * concurrency, read_answer=target.read_answer,
                 ))
                 target.results.setdefault(concurrency, []).append(result)
                 if target.server.kind == "service":  # warm-up requests included
@@ -238,7 +285,7 @@ def summarise(target: Target, concurrency: int) -> TargetResult:
         return float(statistics.median(getattr(run, name) for run in runs))
 
     return TargetResult(
-        target=target.name, kind=target.server.kind, concurrency=concurrency,
+        target=target.name, kind=target.row_kind, concurrency=concurrency,
         rounds=len(runs), images_per_s=median("images_per_s"), p50_ms=median("p50_ms"),
         p99_ms=median("p99_ms"), server_cpu_ms_per_image=median("server_cpu_ms_per_image"),
         errors=sum(run.errors for run in runs),
@@ -274,13 +321,13 @@ def main(argv: list[str] | None = None) -> int:
                                        max_seconds=2.0 if args.quick else 8.0, timeout=600.0)
             raw += sweep
         batch_one = fastest_single(raw)
-        targets = targets_of(args, servers)
-        run_rounds(args, targets, workload, reference)
+        targets = targets_of(args, servers, card)
+        run_rounds(args, targets, bodies_for(targets, workload, card.name), reference)
         for server in servers:
             server.pss_end = server.pss_bytes()
         pauses = {server.name: since(gc_at_ready[server.name], gc_pauses(server.url))
                   for server in servers if server.kind == "service"}
-    rows = [summarise(target, c) for target in targets for c in args.concurrency]
+    rows = [summarise(target, c) for target in targets for c in target.concurrencies]
     found = ratios(rows, None if batch_one is None else batch_one.p50_ms)
     report = markdown(rows, found, batch_one, pauses)
     print(report)

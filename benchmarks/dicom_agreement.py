@@ -67,10 +67,21 @@ def _save(ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> bytes:
     return buffer.getvalue()
 
 
+def _sixteen_bit(grey: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Stored values a viewer shows as `grey`: the grey level in the high byte, noise below."""
+    low_byte = rng.integers(0, 256, grey.shape)
+    return (grey.astype(np.int64) * 256 + low_byte).astype(np.uint16)
+
+
+def mr_file(image: bytes, rng: np.random.Generator) -> bytes:
+    """An image file as the most common MR DICOM: 16-bit MONOCHROME2, uncompressed (the
+    serving benchmark's DICOM uploads)."""
+    return _save(_dataset(_sixteen_bit(_grey(image), rng), "MONOCHROME2", 0.0))
+
+
 def variants(grey: np.ndarray, rng: np.random.Generator) -> dict[str, bytes]:
     """The slice as DICOM, each version showing `grey` in a viewer."""
-    low_byte = rng.integers(0, 256, grey.shape)
-    unsigned = (grey.astype(np.int64) * 256 + low_byte).astype(np.uint16)
+    unsigned = _sixteen_bit(grey, rng)
     signed = (unsigned.astype(np.int64) - 32768).astype(np.int16)
     # MONOCHROME1 stores the negative; no low bits, so the inverted value is whole.
     inverted = ((255 - grey.astype(np.int64)) * 256).astype(np.uint16)

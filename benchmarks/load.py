@@ -9,6 +9,7 @@ CPU with the server it measures, and its CPU time is reported beside each result
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -40,6 +41,7 @@ class Body:
     content: bytes
     content_type: str
     image_indices: tuple[int, ...]
+    headers: tuple[tuple[str, str], ...] = ()  # more request headers (Accept, OIP's length)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ def request_bodies(images: Sequence[bytes], images_per_request: int) -> list[Bod
     ]
 
 
+def with_headers(bodies: Sequence[Body], *headers: tuple[str, str]) -> list[Body]:
+    """The same bodies sent with more headers (e.g. Accept: image/png on /explain)."""
+    return [dataclasses.replace(body, headers=body.headers + headers) for body in bodies]
+
+
 def probabilities_in(answer: Any) -> list[float | None]:
     """P(tumor) values of a /predict or /predict/batch answer, in request order (None for a
     file of a batch answered with an error). A list is a batch in BentoML's shape: one answer
@@ -130,6 +137,14 @@ def probabilities_in(answer: Any) -> list[float | None]:
     ]
 
 
+def json_answer(response: httpx.Response) -> list[float | None]:
+    """P(tumor) per image of a JSON answer (/predict, /predict/batch, /explain, the peers)."""
+    return probabilities_in(json.loads(response.content))
+
+
+AnswerReader = Callable[[httpx.Response], list[float | None]]
+
+
 async def run_scenario(
     url: str,
     scenario: Scenario,
@@ -138,9 +153,11 @@ async def run_scenario(
     on_request_done: Callable[[], None],
     server_cpu_seconds: Callable[[], float],
     warmup_requests: int = 0,
+    read_answer: AnswerReader = json_answer,
 ) -> ScenarioResult:
     """Run `scenario` against the server at `url`; `reference` holds the raw model's P(tumor)
-    per image index; `on_request_done` is called after every finished request (warm-up too)."""
+    per image index; `on_request_done` is called after every finished request (warm-up too);
+    `read_answer` gives a 200 answer's P(tumor) per image (None where it has none, e.g. a PNG)."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
     max_abs_diff = 0.0
@@ -151,14 +168,15 @@ async def run_scenario(
         started = time.perf_counter()
         try:
             response = await client.post(
-                scenario.path, content=body.content, headers={"content-type": body.content_type}
+                scenario.path, content=body.content,
+                headers={"content-type": body.content_type, **dict(body.headers)},
             )
         except httpx.HTTPError:
             outcome = "transport"
         else:
             outcome = str(response.status_code)
             if response.status_code == 200:
-                answers = probabilities_in(json.loads(response.content))
+                answers = read_answer(response)
                 for index, probability in zip(body.image_indices, answers, strict=True):
                     if probability is not None:
                         max_abs_diff = max(max_abs_diff, abs(probability - reference[index]))

@@ -386,8 +386,9 @@ def read_dicom(data: bytes, max_pixels: int | None = None) -> DicomSlices:
     return DicomSlices(read_identity(ds), frames)
 
 
-def frame_png(frame: np.ndarray) -> bytes:
-    """A frame as the canonical bytes the model's signature decodes: an 8-bit greyscale PNG."""
+def frame_png(frame: np.ndarray, compress_level: int = 1) -> bytes:
+    """A frame as the canonical bytes the model's signature decodes: an 8-bit greyscale PNG.
+    The level changes the bytes' size, never the pixels (0: stored, no compression)."""
     buffer = io.BytesIO()
-    Image.fromarray(frame, "L").save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(frame, "L").save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
