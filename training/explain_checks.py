@@ -2,7 +2,8 @@
 
 - Deletion test: on the tumour slices of one split, blank (set to black) the brain pixels with
   the top 10% heat and, separately, random 10% draws of the brain's pixels; the heatmap is
-  useful where P(tumor) falls more after the first.
+  useful where P(tumor) falls more after the first. As a control that needs no model, the
+  brightest 10% of the brain's pixels are blanked the same way.
 - Model-randomisation sanity check (Adebayo et al., NeurIPS 2018): the same architecture with
   re-initialised weights, exported the same way, must give different heatmaps; we report the
   Spearman rank correlation between the two inside the crop-to-brain box.
@@ -53,8 +54,11 @@ class SliceResult:
     path: str
     p_original: float
     p_top_blanked: float
+    p_brightest_blanked: float  # control: the brightest 10% of the brain, no heatmap at all
     p_random_blanked: list[float]
     positive_heat_share: float  # of the brain's pixels with heat > 0
+    grey_top_blanked: float  # mean grey level (0-255) of the top-heat pixels blanked
+    grey_random_blanked: float  # the same for the random draws (mean over draws)
     rank_correlation: float  # trained vs re-initialised heatmap inside the box; nan if constant
 
 
@@ -84,10 +88,16 @@ def tumour_slices(data_dir: Path, manifest: Path, split: str) -> list[Slice]:
     return [Slice(row.path, canonical_bytes((data_dir / row.path).read_bytes())) for row in rows]
 
 
+def grey_levels(image: np.ndarray) -> np.ndarray:
+    """[H, W] float32: the brightest colour channel of each pixel (alpha left out)."""
+    grey: np.ndarray = image[..., : min(3, image.shape[-1])].max(axis=-1).astype(np.float32)
+    return grey
+
+
 def brain_pixels(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """[H, W] mask: bright pixels (the preprocessing's foreground rule) inside the input box."""
     top, bottom, left, right = input_box(tf.constant(image), config).numpy()
-    grey = image[..., : min(3, image.shape[-1])].max(axis=-1).astype(np.float32)
+    grey = grey_levels(image)
     mask = np.zeros(grey.shape, dtype=bool)
     mask[top:bottom, left:right] = True
     brain: np.ndarray = mask & (grey > FOREGROUND_FRACTION * grey.max())
@@ -107,14 +117,25 @@ def filler(image: np.ndarray, fill: str) -> np.ndarray:
     return np.stack([np.asarray(plane) for plane in planes], axis=-1)
 
 
-def _png(image: np.ndarray, blank: np.ndarray | None = None,
-         fill: np.ndarray | None = None) -> bytes:
+def encode_blanked(
+    image: np.ndarray, blank: np.ndarray | None = None, fill: np.ndarray | None = None
+) -> bytes:
+    """PNG bytes of `image` with the pixels `blank` (flat indices) taken from `fill`."""
     pixels = image.copy()
     if blank is not None and fill is not None:
         colour_channels = min(3, pixels.shape[-1])  # alpha, if any, stays opaque
         flat, source = pixels.reshape(-1, pixels.shape[-1]), fill.reshape(-1, fill.shape[-1])
         flat[blank, :colour_channels] = source[blank, :colour_channels]
     return bytes(tf.io.encode_png(tf.constant(pixels)).numpy())
+
+
+def top_pixels(
+    heat: np.ndarray, brain: np.ndarray, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The `count` brain pixels (flat indices) with the most heat; equal heat (the zeros where
+    the map has no evidence) in random order, not in raster order."""
+    shuffled = rng.permutation(brain)
+    return shuffled[np.argsort(-heat.ravel()[shuffled], kind="stable")[:count]]
 
 
 def check_slice(
@@ -126,31 +147,37 @@ def check_slice(
     draws: int,
     fill: str = "black",
 ) -> SliceResult:
-    """Deletion test and rank correlation for one slice."""
+    """Deletion test (with the brightest-pixels control) and rank correlation for one slice."""
     image = tf.io.decode_image(item.data, expand_animations=False).numpy()
     _, heat = trained.explain(item.data)
     _, random_heat = randomised.explain(item.data)
     brain = np.flatnonzero(brain_pixels(image, trained.config))
     count = max(1, round(fraction * brain.size))
-    hottest = brain[np.argsort(-heat.ravel()[brain], kind="stable")[:count]]
+    grey = grey_levels(image)
+    hottest = top_pixels(heat, brain, count, rng)
+    brightest = top_pixels(grey, brain, count, rng)
     randoms = [rng.choice(brain, count, replace=False) for _ in range(draws)]
     # The unblanked image goes through the same PNG re-encoding as the blanked ones, so only
-    # the blanking differs between the three probabilities.
+    # the blanking differs between the probabilities.
     fills = filler(image, fill)
-    images = [_png(image), _png(image, hottest, fills),
-              *(_png(image, r, fills) for r in randoms)]
+    images = [encode_blanked(image), encode_blanked(image, hottest, fills),
+              encode_blanked(image, brightest, fills),
+              *(encode_blanked(image, r, fills) for r in randoms)]
     probabilities = trained.probabilities(images)
     return SliceResult(
         path=item.path,
         p_original=float(probabilities[0]),
         p_top_blanked=float(probabilities[1]),
-        p_random_blanked=[float(p) for p in probabilities[2:]],
+        p_brightest_blanked=float(probabilities[2]),
+        p_random_blanked=[float(p) for p in probabilities[3:]],
         positive_heat_share=float(np.mean(heat.ravel()[brain] > 0)),
-        rank_correlation=_box_rank_correlation(heat, random_heat, image, trained.config),
+        grey_top_blanked=float(grey.ravel()[hottest].mean()),
+        grey_random_blanked=float(np.mean([grey.ravel()[r].mean() for r in randoms])),
+        rank_correlation=box_rank_correlation(heat, random_heat, image, trained.config),
     )
 
 
-def _box_rank_correlation(
+def box_rank_correlation(
     heat: np.ndarray, other: np.ndarray, image: np.ndarray, config: PreprocessConfig
 ) -> float:
     top, bottom, left, right = input_box(tf.constant(image), config).numpy()
@@ -184,6 +211,7 @@ def summarise(results: Sequence[SliceResult], fraction: float) -> dict[str, Any]
     correlations = np.array([r.rank_correlation for r in results])
     defined = correlations[~np.isnan(correlations)]
     falls_more = drop_top > drop_random
+    drop_brightest = p0 - np.array([r.p_brightest_blanked for r in results])
     return {
         "slices": len(results),
         "fraction_blanked": fraction,
@@ -199,6 +227,17 @@ def summarise(results: Sequence[SliceResult], fraction: float) -> dict[str, Any]
             "slices_with_heat_on_under_fraction_of_brain": int(
                 sum(r.positive_heat_share < fraction for r in results)
             ),
+            "control_brightest": {
+                "share_falls_more_than_random_mean": float(np.mean(drop_brightest > drop_random)),
+                "difference": _quantiles(drop_brightest - drop_random),
+                "share_top_heat_falls_more_than_brightest": float(
+                    np.mean(drop_top > drop_brightest)
+                ),
+            },
+            "grey_blanked": {
+                "top": _quantiles(np.array([r.grey_top_blanked for r in results])),
+                "random": _quantiles(np.array([r.grey_random_blanked for r in results])),
+            },
             "p_original": _quantiles(p0),
             "share_rising_after_top": float(np.mean(drop_top < 0)),
             "share_rising_after_random_mean": float(np.mean(drop_random < 0)),

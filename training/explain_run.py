@@ -44,7 +44,7 @@ class ExplainCheckOptions:
     out_dir: Path
     split: str = "test"
     fraction: float = 0.1
-    random_draws: int = 5
+    random_draws: int = 10
     fill: str = "black"  # what blanked pixels become: black, or the blurred image
     seed: int = 0
     randomised_seed: int = 1

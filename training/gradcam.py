@@ -1,15 +1,16 @@
 """Grad-CAM (Selvaraju et al., ICCV 2017) inside the exported graph: the `explain` signature.
 
 For one encoded image it returns P(tumor) and a heatmap of the evidence for `tumor` on the
-decoded image's own pixel grid. The heatmap is computed on the last convolution stage (the
-gradient of the tumor logit, averaged over positions, weights each channel), then mapped back
-through the preprocessing from preprocessing.py: resized from the feature grid onto the
-crop-to-brain box and placed in the full image, 0 outside the box, scaled so its maximum is 1.
+decoded image's own pixel grid. The heatmap is computed at the end of one convolution stage
+(`default_layers`; the gradient of the tumor logit, averaged over positions, weights each
+channel), then mapped back through the preprocessing from preprocessing.py: resized from the
+feature grid onto the crop-to-brain box and placed in the full image, 0 outside the box, scaled
+so its maximum is 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -17,16 +18,27 @@ import tensorflow as tf
 from model_contract import GATE_OUTPUT_KEY, HEATMAP_KEY, OUTPUT_KEY, ExplainSpec
 from training.preprocessing import PreprocessConfig, decode, input_box, to_pixels
 
+CONVOLUTIONS = (
+    keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D
+)
 # image_bytes [N] tf.string -> score [N] float32: the input gate's scoring graph, if any.
 GateScore = Callable[[tf.Tensor], tf.Tensor]
 
 
-def last_conv_layer(model: keras.Model) -> keras.layers.Layer:
-    """The last layer with a spatial (4-D) output: the end of the last convolution stage."""
-    for layer in reversed(model.layers):
-        if len(layer.output.shape) == 4:
-            return layer
-    raise ValueError(f"model {model.name!r} has no layer with a spatial output")
+def stage_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The end of each convolution stage: for every spatial grid size from the first
+    convolution on, the last layer with a 4-D output of that size, in the network's order."""
+    last_of_size: dict[tuple[int, int], keras.layers.Layer] = {}
+    convolved = False  # layers before the first convolution (input, augmentation) are no stage
+    for layer in model.layers:
+        convolved = convolved or isinstance(layer, CONVOLUTIONS)
+        shape = layer.output.shape
+        if convolved and len(shape) == 4:
+            last_of_size.pop((shape[1], shape[2]), None)  # keep the dict in network order
+            last_of_size[(shape[1], shape[2])] = layer
+    if not last_of_size:
+        raise ValueError(f"model {model.name!r} has no convolution stage")
+    return list(last_of_size.values())
 
 
 def _tumor_head(model: keras.Model) -> keras.layers.Dense:
@@ -38,50 +50,77 @@ def _tumor_head(model: keras.Model) -> keras.layers.Dense:
     return head
 
 
-def _to_image_grid(cam: tf.Tensor, box: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
-    """Feature-grid map [h, w] -> [H, W]: resized onto the box, zero around it, max 1."""
-    box_height, box_width = box[1] - box[0], box[3] - box[2]
+def _on_box(cam: tf.Tensor, box_size: tf.Tensor) -> tf.Tensor:
+    """One feature-grid map [h, w] -> its positive part resized onto the box, max 1."""
     evidence = tf.nn.relu(cam)[..., None]  # Grad-CAM keeps positive evidence only
-    resized = tf.image.resize(evidence, tf.stack([box_height, box_width]), "bilinear")
-    padded = tf.pad(
-        resized[..., 0],
-        [[box[0], image_shape[0] - box[1]], [box[2], image_shape[1] - box[3]]],
-    )
+    resized = tf.image.resize(evidence, box_size, "bilinear")[..., 0]
+    return tf.math.divide_no_nan(resized, tf.reduce_max(resized))
+
+
+def heat_on_image(cams: Sequence[tf.Tensor], box: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
+    """Feature-grid maps [h, w] -> one [H, W] heatmap: each resized onto the box and scaled to
+    a maximum of 1, averaged, zero around the box, scaled to a maximum of 1."""
+    box_size = tf.stack([box[1] - box[0], box[3] - box[2]])
+    mean = tf.add_n([_on_box(cam, box_size) for cam in cams]) / float(len(cams))
+    padded = tf.pad(mean, [[box[0], image_shape[0] - box[1]], [box[2], image_shape[1] - box[3]]])
     return tf.clip_by_value(tf.math.divide_no_nan(padded, tf.reduce_max(padded)), 0.0, 1.0)
+
+
+class GradCam:
+    """Grad-CAM of the tumor logit at the given layers, from one forward and backward pass."""
+
+    def __init__(self, model: keras.Model, layer_names: Sequence[str]) -> None:
+        self.head = _tumor_head(model)
+        layers = [model.get_layer(name) for name in layer_names]
+        # One forward pass gives the feature maps, the head's input and P(tumor) itself, so
+        # the probability is the model's own output, not a recomputation from the logit.
+        self.probe = keras.Model(
+            model.inputs, [[layer.output for layer in layers], self.head.input, model.output]
+        )
+
+    def __call__(self, pixels: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+        """pixels [1, S, S, C] -> (one map [h, w] per layer, P(tumor) [1, 1])."""
+        with tf.GradientTape() as tape:
+            tape.watch(pixels)  # records the pass even if every variable were frozen
+            features, penultimate, probability = self.probe(pixels, training=False)
+            logit = tf.matmul(penultimate, self.head.kernel) + self.head.bias
+        gradients = tape.gradient(logit, features)
+        cams = []
+        for feature, gradient in zip(features, gradients, strict=True):
+            channel_weights = tf.reduce_mean(gradient, axis=[1, 2], keepdims=True)
+            cams.append(tf.reduce_sum(feature * channel_weights, axis=-1)[0])
+        return cams, probability
+
+
+def default_layers(model: keras.Model) -> list[str]:
+    """The layer the exported heatmap is taken at: the end of the first convolution stage (for
+    the compact CNN, the 64 x 64 grid at 128 px input). Chosen on the validation split's deletion
+    test among every stage and averages of stages: docs/model-report.md#explanations-grad-cam."""
+    return [stage_layers(model)[0].name]
 
 
 def make_explain_fn(
     model: keras.Model,
     config: PreprocessConfig,
-    layer_name: str | None = None,
+    layer_names: Sequence[str] | None = None,
     gate_score: GateScore | None = None,
 ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
     """Build `explain(image_bytes scalar) -> {tumor_probability [], heatmap [H, W]}`.
 
-    `layer_name` defaults to `last_conv_layer(model)`. `gate_score`, when the model has an
-    input gate, is the same scoring graph its `serving_default` uses; its score is then
-    returned as `brain_mri_score` [] as well.
+    `layer_names` defaults to `default_layers(model)`; with several, their Grad-CAMs are
+    averaged (each scaled to a maximum of 1 first). `gate_score`, when the model has an input
+    gate, is the same scoring graph its `serving_default` uses; its score is then returned as
+    `brain_mri_score` [] as well.
     """
-    layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
-    head = _tumor_head(model)
-    # One forward pass gives the feature maps, the head's input and P(tumor) itself, so the
-    # probability is the model's own output, not a recomputation from the logit.
-    probe = keras.Model(model.inputs, [layer.output, head.input, model.output])
+    grad_cam = GradCam(model, layer_names or default_layers(model))
 
     def explain(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         image = decode(image_bytes, config)
         box = input_box(image, config)
-        pixels = to_pixels(image, box, config)[None]
-        with tf.GradientTape() as tape:
-            tape.watch(pixels)  # records the pass even if every variable were frozen
-            features, penultimate, probability = probe(pixels, training=False)
-            logit = tf.matmul(penultimate, head.kernel) + head.bias
-        gradients = tape.gradient(logit, features)
-        channel_weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
-        cam = tf.reduce_sum(features * channel_weights, axis=-1)[0]
+        cams, probability = grad_cam(to_pixels(image, box, config)[None])
         outputs = {
             OUTPUT_KEY: tf.reshape(probability, []),
-            HEATMAP_KEY: _to_image_grid(cam, box, tf.shape(image)),
+            HEATMAP_KEY: heat_on_image(cams, box, tf.shape(image)),
         }
         if gate_score is not None:
             outputs[GATE_OUTPUT_KEY] = tf.reshape(gate_score(tf.reshape(image_bytes, [1])), [])
@@ -90,7 +129,6 @@ def make_explain_fn(
     return explain
 
 
-def explain_spec(model: keras.Model, layer_name: str | None = None) -> ExplainSpec:
+def explain_spec(model: keras.Model, layer_names: Sequence[str] | None = None) -> ExplainSpec:
     """The model card's `explain` section."""
-    layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
-    return ExplainSpec(layer=layer.name)
+    return ExplainSpec(layer=", ".join(layer_names or default_layers(model)))

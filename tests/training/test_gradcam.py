@@ -113,7 +113,8 @@ def test_heatmap_is_grad_cam_of_the_tumor_logit(slice_png: SlicePng) -> None:
     config = PreprocessConfig(32, 1, False)
     model = build_model("compact", config, seed=1, augment=False)
     data = slice_png(5, 40, 40)
-    heatmap = make_explain_fn(model, config)(tf.constant(data))["heatmap"].numpy()
+    last = model.layers[-4].name  # the ReLU before global pooling
+    heatmap = make_explain_fn(model, config, [last])(tf.constant(data))["heatmap"].numpy()
 
     image = decode(tf.constant(data), config)
     pixels = to_pixels(image, input_box(image, config), config)[None]
@@ -154,3 +155,40 @@ def test_explain_reports_the_gate_score_it_is_given(slice_png: SlicePng) -> None
     assert float(outputs["brain_mri_score"]) == len(data)
     plain = make_explain_fn(model, config)(tf.constant(data))
     assert "brain_mri_score" not in plain
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_stages_and_the_default_layer(augment: bool) -> None:
+    """One layer per grid size, the last of each, from the first convolution on (not the input
+    nor the augmentation a trained model carries); the default is the first."""
+    import keras
+
+    from training.architectures import build_model
+    from training.gradcam import default_layers, explain_spec, stage_layers
+    from training.preprocessing import PreprocessConfig
+
+    model = build_model("compact", PreprocessConfig(64, 1, True), seed=0, augment=augment)
+    stages = stage_layers(model)
+    assert [layer.output.shape[1] for layer in stages] == [32, 16, 8, 4]
+    assert all(isinstance(layer, keras.layers.ReLU) for layer in stages)
+    assert default_layers(model) == [stages[0].name]
+    assert explain_spec(model).layer == stages[0].name
+
+
+def test_several_layers_average_their_scaled_maps(slice_png: SlicePng) -> None:
+    import keras
+    import tensorflow as tf
+
+    from training.architectures import build_model
+    from training.gradcam import make_explain_fn, stage_layers
+    from training.preprocessing import PreprocessConfig
+
+    keras.utils.set_random_seed(3)
+    config = PreprocessConfig(32, 1, False)
+    model = build_model("compact", config, seed=3, augment=False)
+    first, last = (stage_layers(model)[i].name for i in (0, -1))
+    data = tf.constant(slice_png(6, 40, 40))
+    maps = [make_explain_fn(model, config, names)(data)["heatmap"].numpy()
+            for names in ([first], [last], [first, last])]
+    expected = (maps[0] + maps[1]) / 2
+    np.testing.assert_allclose(maps[2], expected / expected.max(), atol=1e-5)
