@@ -36,7 +36,7 @@ from model_contract import (
     next_version,
     write_card,
 )
-from training.input_gate import FittedGate, feature_model, image_colour
+from training.input_gate import FittedGate, feature_model, make_gate_preprocess_fn
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
 PredictFn = Callable[[Sequence[bytes]], np.ndarray]
@@ -87,14 +87,18 @@ def _archive(
     # With a gate, one pass of the network gives P(tumor) and the gate's features.
     network = model if gate is None else feature_model(model)
 
+    gate_preprocess = make_gate_preprocess_fn(preprocess)
+
     def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        pixels = preprocess_batch(image_bytes)
         if gate is None:
+            pixels = preprocess_batch(image_bytes)
             return {OUTPUT_KEY: tf.reshape(model(pixels, training=False), [-1])}
+        # The same pixels, from one pass that also measures colour and shape (input_gate.py).
+        pixels, colour, aspect = gate_preprocess(image_bytes)
         probabilities, features = network(pixels, training=False)
         return {
             OUTPUT_KEY: tf.reshape(probabilities, [-1]),
-            GATE_OUTPUT_KEY: gate.score(features, image_colour(image_bytes)),
+            GATE_OUTPUT_KEY: gate.score(features, colour, aspect),
         }
 
     archive = keras.export.ExportArchive()

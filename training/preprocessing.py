@@ -35,8 +35,9 @@ class PreprocessConfig:
         return asdict(self)
 
 
-def _crop_box(image: tf.Tensor) -> tf.Tensor:
-    """Crop a [h, w, c] uint8 image to the bounding box of its bright (brain) pixels."""
+def brain_box(image: tf.Tensor) -> tf.Tensor:
+    """[top, bottom, left, right] (int32, bottom and right exclusive) of the bounding box of a
+    [h, w, c] uint8 image's bright (brain) pixels; the whole image when none qualifies."""
     grey = tf.reduce_max(image, axis=-1)
     threshold = tf.cast(tf.reduce_max(grey), tf.float32) * FOREGROUND_FRACTION
     mask = tf.cast(grey, tf.float32) > threshold
@@ -46,16 +47,44 @@ def _crop_box(image: tf.Tensor) -> tf.Tensor:
     height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     min_row_hits = tf.maximum(1, tf.cast(width * MIN_LINE_FRACTION, tf.int32))
     min_col_hits = tf.maximum(1, tf.cast(height * MIN_LINE_FRACTION, tf.int32))
-    rows = tf.where(row_hits >= min_row_hits)[:, 0]
-    cols = tf.where(col_hits >= min_col_hits)[:, 0]
+    rows = tf.cast(tf.where(row_hits >= min_row_hits)[:, 0], tf.int32)
+    cols = tf.cast(tf.where(col_hits >= min_col_hits)[:, 0], tf.int32)
 
-    def cropped() -> tf.Tensor:
-        top, bottom = tf.reduce_min(rows), tf.reduce_max(rows) + 1
-        left, right = tf.reduce_min(cols), tf.reduce_max(cols) + 1
-        return image[top:bottom, left:right, :]
+    def box() -> tf.Tensor:
+        return tf.stack([
+            tf.reduce_min(rows), tf.reduce_max(rows) + 1,
+            tf.reduce_min(cols), tf.reduce_max(cols) + 1,
+        ])
 
     has_box = tf.logical_and(tf.size(rows) > 0, tf.size(cols) > 0)
-    return tf.cond(has_box, cropped, lambda: image)
+    return tf.cond(has_box, box, lambda: tf.stack([0, shape[0], 0, shape[1]]))
+
+
+def decode(image_bytes: tf.Tensor, config: PreprocessConfig) -> tf.Tensor:
+    """One encoded image (scalar string) -> [h, w, C] uint8, at the config's channel count."""
+    image = tf.io.decode_image(
+        image_bytes, channels=config.channels, expand_animations=False, dtype=tf.uint8
+    )
+    image.set_shape([None, None, config.channels])
+    return image
+
+
+def input_box(image: tf.Tensor, config: PreprocessConfig) -> tf.Tensor:
+    """The part of a decoded image the network sees: the brain's box, or the whole image."""
+    if config.crop_to_brain:
+        return brain_box(image)
+    shape = tf.shape(image)
+    return tf.stack([0, shape[0], 0, shape[1]])
+
+
+def to_pixels(image: tf.Tensor, box: tf.Tensor, config: PreprocessConfig) -> tf.Tensor:
+    """Crop a decoded image to `box`, stretch it to S x S and scale it to [0, 1]."""
+    size = config.image_size
+    cropped = image[box[0] : box[1], box[2] : box[3], :]
+    resized = tf.image.resize(
+        tf.cast(cropped, tf.float32), [size, size], method="bilinear", antialias=True
+    )
+    return tf.clip_by_value(resized / 255.0, 0.0, 1.0)
 
 
 def make_preprocess_fn(config: PreprocessConfig) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -68,16 +97,8 @@ def make_preprocess_fn(config: PreprocessConfig) -> Callable[[tf.Tensor], tf.Ten
     size = config.image_size
 
     def preprocess_one(image_bytes: tf.Tensor) -> tf.Tensor:
-        image = tf.io.decode_image(
-            image_bytes, channels=config.channels, expand_animations=False, dtype=tf.uint8
-        )
-        image.set_shape([None, None, config.channels])
-        if config.crop_to_brain:
-            image = _crop_box(image)
-        resized = tf.image.resize(
-            tf.cast(image, tf.float32), [size, size], method="bilinear", antialias=True
-        )
-        return tf.clip_by_value(resized / 255.0, 0.0, 1.0)
+        image = decode(image_bytes, config)
+        return to_pixels(image, input_box(image, config), config)
 
     def preprocess_batch(image_bytes: tf.Tensor) -> tf.Tensor:
         return tf.map_fn(
