@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     bodies = request_bodies(images, 1)
     scenario = Scenario("conc 1", "/predict", 1, 1, args.requests, 600.0)
     medians: dict[str, list[float]] = {"plain": [], "gated": []}
+    load = [os.getloadavg()[0]]  # the machine's 1-minute load average, sampled every round
     with tempfile.TemporaryDirectory() as logs:
         servers = {"plain": serve("plain", args.plain, Path(logs)),
                    "gated": serve("gated", args.gated, Path(logs))}
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         raise SystemExit(f"{name}: {result.errors} failed requests "
                                          f"{result.statuses}")
                     medians[name].append(result.p50_ms)
+                    load.append(os.getloadavg()[0])
         finally:
             for server in servers.values():
                 server.stop()
@@ -104,8 +107,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"median p50: without gate {plain:.2f} ms, with gate {gated:.2f} ms, "
           f"added {100 * (gated / plain - 1):+.1f}%")
     raw_plain, raw_gated = raw_ms_per_image(args.plain, args.gated, images[:64])
+    load.append(os.getloadavg()[0])
     print(f"raw signature, batch 1, median of interleaved calls: without gate {raw_plain:.2f} "
           f"ms, with gate {raw_gated:.2f} ms ({100 * (raw_gated / raw_plain - 1):+.1f}%)")
+    print(f"1-minute load average during the run ({os.cpu_count()} CPUs): min {min(load):.1f}, "
+          f"median {statistics.median(load):.1f}, max {max(load):.1f}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from model_contract import (
     write_card,
 )
 from training.gradcam import GateScore, explain_spec, make_explain_fn
-from training.input_gate import FittedGate, feature_model, image_colour
+from training.input_gate import FittedGate, feature_model, make_gate_preprocess_fn
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
 PredictFn = Callable[[Sequence[bytes]], np.ndarray]
@@ -91,22 +91,27 @@ def _archive(
     # With a gate, one pass of the network gives P(tumor) and the gate's features.
     network = model if gate is None else feature_model(model)
 
+    gate_preprocess = make_gate_preprocess_fn(preprocess)
+
     def gate_score(image_bytes: tf.Tensor) -> tf.Tensor:
         """The gate's score [N] of encoded images [N]: the same graph serving_default runs."""
         assert gate is not None
-        _, features = network(preprocess_batch(image_bytes), training=False)
-        return gate.score(features, image_colour(image_bytes))
+        pixels, colour, aspect = gate_preprocess(image_bytes)
+        _, features = network(pixels, training=False)
+        return gate.score(features, colour, aspect)
 
     scorer: GateScore | None = None if gate is None else gate_score
 
     def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        pixels = preprocess_batch(image_bytes)
         if gate is None:
+            pixels = preprocess_batch(image_bytes)
             return {OUTPUT_KEY: tf.reshape(model(pixels, training=False), [-1])}
+        # The same pixels, from one pass that also measures colour and shape (input_gate.py).
+        pixels, colour, aspect = gate_preprocess(image_bytes)
         probabilities, features = network(pixels, training=False)
         return {
             OUTPUT_KEY: tf.reshape(probabilities, [-1]),
-            GATE_OUTPUT_KEY: gate.score(features, image_colour(image_bytes)),
+            GATE_OUTPUT_KEY: gate.score(features, colour, aspect),
         }
 
     archive = keras.export.ExportArchive()

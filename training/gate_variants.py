@@ -19,6 +19,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageFilter
 
 from model_contract import canonical_bytes
@@ -27,6 +28,7 @@ from training.fitting import TrainingConfig, load_finished_fit, preprocess_image
 from training.gate_evaluation import read_ood_set
 from training.input_gate import (
     choose_gate_threshold,
+    chroma_map,
     fit_gate,
     gate_inputs,
     squared_distances,
@@ -95,35 +97,61 @@ def _penultimate(model: keras.Model, pixels: np.ndarray) -> np.ndarray:
                            for i in range(0, len(pixels), 128)])
 
 
+def _mean_chroma(encoded: tf.Tensor) -> tf.Tensor:
+    """The previous colour statistic: mean chroma of the full decode at 64x64."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return tf.reduce_mean(chroma_map(image))
+
+
+_mean_chroma_batch = tf.function(lambda images: tf.map_fn(
+    _mean_chroma, images, fn_output_signature=tf.TensorSpec([], tf.float32)))
+
+
 class Inputs:
-    """Multi-layer features, penultimate features and colour of a set of images."""
+    """Multi-layer features, penultimate features, colour and shape of a set of images."""
 
     def __init__(self, model: keras.Model, images: Sequence[bytes]) -> None:
-        pixels = preprocess_images(images, TrainingConfig().preprocess())
-        self.multilayer, self.colour = gate_inputs(model, pixels, images)
-        self.penultimate = _penultimate(model, pixels)
+        preprocess = TrainingConfig().preprocess()
+        gate = gate_inputs(model, preprocess, images)
+        self.multilayer, self.colour, self.aspect = gate.features, gate.colour, gate.aspect
+        self.penultimate = _penultimate(model, preprocess_images(images, preprocess))
+        self.mean_colour = np.concatenate([
+            _mean_chroma_batch(tf.constant(list(images[i : i + 128]))).numpy()
+            for i in range(0, len(images), 128)])
 
 
-def _scorer(train: Inputs, labels: np.ndarray, features: str, colour: bool
+def _scorer(train: Inputs, labels: np.ndarray, variant: Variant
             ) -> Callable[[Inputs], np.ndarray]:
-    gate = fit_gate(getattr(train, features), labels, train.colour)
+    features, colour, shape = variant
+    gate = fit_gate(getattr(train, features), labels, getattr(train, colour or "colour"),
+                    train.aspect)
 
     def score(inputs: Inputs) -> np.ndarray:
         distance = squared_distances(getattr(inputs, features).astype(np.float64),
                                      gate.class_means, gate.precision)
         term = (distance - gate.distance.median) / gate.distance.scale
         if colour:
-            term = np.maximum(term, (inputs.colour - gate.colour.median) / gate.colour.scale)
+            term = np.maximum(term, (getattr(inputs, colour) - gate.colour.median)
+                              / gate.colour.scale)
+        if shape:
+            off_centre = np.abs(inputs.aspect - gate.aspect_centre)
+            term = np.maximum(term, (off_centre - gate.aspect.median) / gate.aspect.scale)
         return np.asarray(-term)
 
     return score
 
 
-VARIANTS = {
-    "penultimate (Lee et al.)": ("penultimate", False),
-    "penultimate + colour": ("penultimate", True),
-    "every ReLU layer": ("multilayer", False),
-    "every ReLU layer + colour (shipped)": ("multilayer", True),
+# name -> (features, colour statistic or None, shape term)
+Variant = tuple[str, str | None, bool]
+VARIANTS: dict[str, Variant] = {
+    "penultimate (Lee et al.)": ("penultimate", None, False),
+    "penultimate + mean chroma": ("penultimate", "mean_colour", False),
+    "every ReLU layer": ("multilayer", None, False),
+    "every ReLU layer + mean chroma (previous)": ("multilayer", "mean_colour", False),
+    "every ReLU layer + p99 chroma": ("multilayer", "colour", False),
+    "every ReLU layer + shape": ("multilayer", None, True),
+    "every ReLU layer + p99 chroma + shape (shipped)": ("multilayer", "colour", True),
 }
 
 
@@ -156,8 +184,8 @@ def measure(data: Path, run_dir: Path, ood_dir: Path) -> list[str]:
     rows = [_row("variant", ["test accepted", "far OOD refused", *far, *near,
                              *(f"test, {s}" for s in SHIFTS)]),
             _row("---", ["---"] * (2 + len(far) + len(near) + len(SHIFTS)))]
-    for name, (features, colour) in VARIANTS.items():
-        score = _scorer(inputs["train"], splits["train"][1], features, colour)
+    for name, variant in VARIANTS.items():
+        score = _scorer(inputs["train"], splits["train"][1], variant)
         threshold = choose_gate_threshold(score(inputs["validation"]), TARGET)
         refused = {k: score(kinds[k]) < threshold for k in far + near}
         cells = [f"{np.mean(score(inputs['test']) >= threshold):.3f}",
