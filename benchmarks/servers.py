@@ -29,15 +29,23 @@ def free_port() -> int:
         return port
 
 
+# The input gate in `report` mode: every image is scored by it (its cost is in every figure)
+# and answered, so a synthetic or unusual slice is never counted as an error. A variant can
+# set MRI_INPUT_GATE=enforce to measure refusals.
+BENCHMARK_DEFAULTS = {"MRI_INPUT_GATE": "report"}
+
+
 def clean_environment(extra: dict[str, str]) -> dict[str, str]:
     """This environment without any MRI_* setting (so a run measures the defaults, whatever
-    the shell has exported), plus the variant's own variables. Modules are imported from
-    PYTHONPATH only (`python -P`): the repository, after the variant's PYTHONPATH if it has
-    one, so a patched copy of `service/` can run beside the checkout's in one benchmark."""
+    the shell has exported, except BENCHMARK_DEFAULTS), plus the variant's own variables.
+    Modules are imported from PYTHONPATH only (`python -P`): the repository, after the
+    variant's PYTHONPATH if it has one, so a patched copy of `service/` can run beside the
+    checkout's in one benchmark."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MRI_")}
     paths = [extra["PYTHONPATH"]] if extra.get("PYTHONPATH") else []
     paths += [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    return {**env, **extra, "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+    return {**env, **BENCHMARK_DEFAULTS, **extra, "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONUNBUFFERED": "1"}
 
 
 def rss_bytes(pid: int) -> int:

