@@ -86,5 +86,7 @@ def test_refreezing_frees_what_was_frozen_and_has_died_since(unfrozen: None) -> 
     del old
     gc.collect()
     assert alive() is not None  # frozen: no collection looks at it
-    assert refreeze_long_lived_heap() == gc.get_freeze_count() > 0
+    # Counts, not equality with get_freeze_count(): another thread may free a frozen object
+    # (by reference count) between the two calls.
+    assert refreeze_long_lived_heap() > 0 and gc.get_freeze_count() > 0
     assert alive() is None
