@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,9 @@ from training.splitting import (
 logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.csv"
+# The test split's plots a version carries in assets/plots/ (the card's `plots` section names
+# them; the service's /model page shows them).
+PLOTS_IN_MODEL = ("roc", "pr", "confusion_matrix", "calibration")
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,9 @@ def export(
     )
     if gate is not None:
         card = dataclasses.replace(card, input_gate=gate[1].card_section(gate[0]))
+    plots = ship_plots(staged, options.run_dir)
+    if plots:
+        card = dataclasses.replace(card, extra={**card.extra, "plots": plots})
     refused = options.publish.refusal(evaluation.sections["test"]["metrics"],
                                       evaluation.sections["baseline"]["metrics"])
     if refused is not None:
@@ -346,6 +353,20 @@ def export(
     version_dir = publish(staged, card)
     logger.info("exported %s", version_dir)
     return version_dir, read_card(version_dir), None
+
+
+def ship_plots(staged: StagedExport, run_dir: Path) -> dict[str, str]:
+    """Copy the test split's plots into the staged version's assets/plots/; their names and
+    paths (relative to the version folder) for the card."""
+    target = staged.folder / "assets" / "plots"
+    shipped: dict[str, str] = {}
+    for name in PLOTS_IN_MODEL:
+        source = run_dir / PLOT_FILES[name]
+        if source.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / source.name)
+            shipped[name] = f"assets/plots/{source.name}"
+    return shipped
 
 
 def architecture_section(model: keras.Model, config: TrainingConfig) -> dict[str, Any]:

@@ -61,3 +61,12 @@ def test_the_page_shows_metrics_with_intervals_beside_the_baseline() -> None:
     assert "1/2/3/4" in page
     assert "about 90 of 100 (95% interval 86 to 93) tumor slices" in page
     assert "This model has no input gate" in page  # the shipped version predates the gate
+
+
+def test_the_served_version_shows_its_own_test_plots() -> None:
+    served = SHIPPED.parent / "2"
+    html = render_card_page(read_card(served), served, None)
+    for name in ("roc", "pr", "confusion_matrix", "calibration"):
+        assert f'src="/model/plots/{name}"' in html, name
+    # Version 1 predates the plots in the version folder: its page has none to show.
+    assert "/model/plots/" not in render_card_page(shipped_card(), SHIPPED, None)

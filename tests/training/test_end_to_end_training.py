@@ -74,6 +74,11 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     card = read_card(version_dir)
     manifest = list(csv.DictReader((run / "manifest.csv").open()))
     test_paths = sorted(row["path"] for row in manifest if row["split"] == "test")
+    # The version carries the test split's plots, named by its card (the /model page's).
+    plots = card.extra["plots"]
+    assert set(plots) == {"roc", "pr", "confusion_matrix", "calibration"}
+    for relative in plots.values():
+        assert (version_dir / relative).read_bytes() == (run / Path(relative).name).read_bytes()
 
     # The report: data, groups, split, training, test metrics, baseline, plots.
     assert report["data"]["readable_images"] == {"Healthy": 24, "Brain Tumor": 24}
