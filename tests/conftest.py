@@ -190,6 +190,16 @@ def sample_images() -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
+def colour_noise() -> bytes:
+    """Saturated colour noise: its colour term alone (~60 training spreads) fails the test
+    model's input gate."""
+    rng = np.random.default_rng(7)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (80, 96, 3), np.uint8), "RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
 def slice_png() -> Callable[[int, int, int], bytes]:
     """`slice_png(seed, width, height)`: a synthetic slice of that size as greyscale PNG bytes."""
 

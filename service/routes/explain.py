@@ -19,6 +19,7 @@ from service.heatmaps import COLOUR_MAP, DEFAULT_OPACITY, heatmap_png_base64, ov
 from service.images import PreparedImage
 from service.model import Explanation as ModelExplanation
 from service.model import ModelAnswer
+from service.negotiation import prefers
 from service.problems import ProblemDetails, problem_responses
 from service.routes.predict import (
     ACCEPTED_NOTE,
@@ -30,7 +31,6 @@ from service.schemas import DicomRef, Explanation, Heatmap, InputCheck, ModelRef
 
 router = APIRouter(tags=["explain"])
 PNG = "image/png"
-JSON = "application/json"
 
 OVERLAY_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
@@ -41,32 +41,9 @@ OVERLAY_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _quality(accept: str, kinds: tuple[str, ...]) -> float:
-    """The highest q the Accept header gives any of `kinds` (exact type, type/*, */*)."""
-    best = 0.0
-    for part in accept.split(","):
-        media, *params = (piece.strip() for piece in part.split(";"))
-        if media.lower() not in kinds:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        best = max(best, q)
-    return best
-
-
 def wants_png(accept: str | None) -> bool:
     """True when the client prefers the PNG overlay to JSON (JSON wins ties and no header)."""
-    if not accept:
-        return False
-    png = _quality(accept, (PNG, "image/*", "*/*"))
-    json = _quality(accept, (JSON, "application/*", "*/*"))
-    return png > json
+    return prefers(accept, (PNG, "image/*", "*/*"))
 
 
 def explanation_body(

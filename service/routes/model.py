@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from model_contract import card_to_dict
 from service.card_page import plot_file, render_card_page
 from service.deps import RuntimeDep
+from service.negotiation import prefers
 from service.problems import problem_responses
 from service.routes.ui import PAGE_POLICY
 
@@ -27,29 +28,9 @@ CARD_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def media_ranges(accept: str) -> dict[str, float]:
-    """{media range: q} of an Accept header (a malformed q counts as 0)."""
-    ranges: dict[str, float] = {}
-    for part in accept.split(","):
-        media, _, params = part.partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        ranges[media.strip().lower()] = q
-    return ranges
-
-
 def prefers_html(accept: str | None) -> bool:
     """True when the client ranks text/html above JSON (JSON wins ties and no header)."""
-    ranges = media_ranges(accept or "")
-    html = max(ranges.get(HTML, 0.0), ranges.get("text/*", 0.0))
-    json = max(ranges.get(kind, 0.0) for kind in ("application/json", "application/*", "*/*"))
-    return html > json
+    return prefers(accept, (HTML, "text/*"))
 
 
 def saved_model_fingerprint(version_dir: Path) -> str | None:

@@ -22,14 +22,6 @@ from service.heatmaps import colour_table
 EXPLAIN_FIELDS = {"label", "tumor_probability", "threshold", "model", "heatmap"}
 
 
-@pytest.fixture(scope="module")
-def colour_noise() -> bytes:
-    """Saturated colour noise: its colour term alone fails the test model's input gate."""
-    rng = np.random.default_rng(7)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (80, 96, 3), np.uint8), "RGB").save(buffer, "PNG")
-    return buffer.getvalue()
-
 
 def _heatmap(body: dict[str, Any]) -> np.ndarray:
     image = Image.open(io.BytesIO(base64.b64decode(body["heatmap"]["png_base64"])))

@@ -3,29 +3,18 @@ report and off modes, the input_check field, metrics, and an old model without a
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 from service_helpers import assert_problem, scrape, value
 
 REFUSAL_TYPE_SUFFIX = "not_brain_mri"
 
-
-@pytest.fixture(scope="module")
-def colour_noise() -> bytes:
-    """Saturated colour noise: its colour term alone (~60 training spreads) fails the gate."""
-    rng = np.random.default_rng(7)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (80, 96, 3), np.uint8), "RGB").save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def gate_threshold(client: TestClient) -> float:
