@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from model_contract import ModelCard, read_card
 from training.architectures import build_model
+from training.ensemble import build_ensemble
 from training.explain_checks import ExplainedModel, Slice, check_slice, summarise, tumour_slices
 from training.explain_figures import plot_distributions, plot_examples
 from training.export import export_model
@@ -52,9 +53,19 @@ class ExplainCheckOptions:
 
 
 def _rebuild(card: ModelCard, seed: int) -> tuple[keras.Model, PreprocessConfig]:
+    """The card's network (for an ensemble: as many members, the same views and calibration),
+    freshly initialised."""
     config = PreprocessConfig(**card.input.preprocessing)
-    architecture = (card.architecture or {}).get("name", "compact")
-    return build_model(architecture, config, seed=seed, augment=False), config
+    architecture = card.architecture or {}
+    if "members" not in architecture:
+        return build_model(architecture.get("name", "compact"), config, seed=seed,
+                           augment=False), config
+    members = [build_model(architecture["member"], config, seed=seed + k, augment=False)
+               for k in range(int(architecture["members"]))]
+    calibration = architecture.get("calibration", {})
+    return build_ensemble(members, float(calibration.get("temperature", 1.0)),
+                          bool(architecture.get("flip_tta")),
+                          float(calibration.get("intercept", 0.0))), config
 
 
 def export_checkpoint(weights: Path, source_version_dir: Path, models_dir: Path) -> Path:

@@ -110,6 +110,7 @@ class GateCheck:
     acceptance: dict[str, float]  # split -> share of real slices passing
     refused: dict[str, list[str]]  # split -> the real slices it refuses
     ood: dict[str, Any] | None  # evaluate_ood's result, when an OOD folder was given
+    chosen_on: str = "validation"  # what the `validation` scores were
 
     def card_section(self, gate: FittedGate) -> InputGate:
         return gate_section(
@@ -121,7 +122,7 @@ class GateCheck:
     def report_section(self, gate: FittedGate) -> dict[str, Any]:
         return {
             "card": dataclasses.asdict(self.card_section(gate)),
-            "threshold_chosen_on": "validation",
+            "threshold_chosen_on": self.chosen_on,
             "acceptance": self.acceptance,
             "refused_real_slices": self.refused,
             "ood": self.ood,

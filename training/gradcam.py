@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from model_contract import GATE_OUTPUT_KEY, HEATMAP_KEY, OUTPUT_KEY, ExplainSpec
+from training.ensemble import MIRROR_LAYER, ensemble_members
 from training.preprocessing import PreprocessConfig, decode, input_box, to_pixels
 
 CONVOLUTIONS = (
@@ -67,28 +68,52 @@ def heat_on_image(cams: Sequence[tf.Tensor], box: tf.Tensor, image_shape: tf.Ten
 
 
 class GradCam:
-    """Grad-CAM of the tumor logit at the given layers, from one forward and backward pass."""
+    """Grad-CAM of the tumor logit at the given layers, from one forward and backward pass.
 
-    def __init__(self, model: keras.Model, layer_names: Sequence[str]) -> None:
-        self.head = _tumor_head(model)
-        layers = [model.get_layer(name) for name in layer_names]
-        # One forward pass gives the feature maps, the head's input and P(tumor) itself, so
-        # the probability is the model's own output, not a recomputation from the logit.
-        self.probe = keras.Model(
-            model.inputs, [[layer.output for layer in layers], self.head.input, model.output]
-        )
+    For an ensemble (ensemble.py), every member's map on every view it sees (the slice and,
+    with flip TTA, its mirror image, whose map is mirrored back) is one map of the result, so
+    the heatmap averages the evidence of everything the exported prediction averages."""
+
+    def __init__(self, model: keras.Model, layer_names: Sequence[str] | None = None) -> None:
+        members = ensemble_members(model)
+        self.ensemble = None if members == [model] else model
+        self.flip = self.ensemble is not None and any(
+            layer.name == MIRROR_LAYER for layer in model.layers)
+        self.heads = [_tumor_head(member) for member in members]
+        # One forward pass per member gives the feature maps, the head's input and P(tumor)
+        # itself, so a single network's probability is its own output, not a recomputation.
+        self.probes = [
+            keras.Model(member.inputs, [
+                [member.get_layer(name).output
+                 for name in (layer_names if self.ensemble is None and layer_names
+                              else default_layers(member))],
+                head.input, member.output,
+            ])
+            for member, head in zip(members, self.heads, strict=True)
+        ]
 
     def __call__(self, pixels: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
-        """pixels [1, S, S, C] -> (one map [h, w] per layer, P(tumor) [1, 1])."""
+        """pixels [1, S, S, C] -> (one map [h, w] per layer, member and view; P(tumor) [1, 1])."""
+        views = [(pixels, False)] + ([(tf.reverse(pixels, axis=[2]), True)] if self.flip else [])
+        maps: list[tuple[tf.Tensor, bool]] = []
         with tf.GradientTape() as tape:
             tape.watch(pixels)  # records the pass even if every variable were frozen
-            features, penultimate, probability = self.probe(pixels, training=False)
-            logit = tf.matmul(penultimate, self.head.kernel) + self.head.bias
-        gradients = tape.gradient(logit, features)
+            logits = []
+            for probe, head in zip(self.probes, self.heads, strict=True):
+                for view, mirrored in views:
+                    features, penultimate, probability = probe(view, training=False)
+                    maps.extend((feature, mirrored) for feature in features)
+                    logits.append(tf.matmul(penultimate, head.kernel) + head.bias)
+            # Each map's gradient is its own member's logit's: the members share no tensor.
+            total = tf.add_n(logits)
+        gradients = tape.gradient(total, [feature for feature, _ in maps])
         cams = []
-        for feature, gradient in zip(features, gradients, strict=True):
+        for (feature, mirrored), gradient in zip(maps, gradients, strict=True):
             channel_weights = tf.reduce_mean(gradient, axis=[1, 2], keepdims=True)
-            cams.append(tf.reduce_sum(feature * channel_weights, axis=-1)[0])
+            cam = tf.reduce_sum(feature * channel_weights, axis=-1)[0]
+            cams.append(tf.reverse(cam, axis=[1]) if mirrored else cam)
+        if self.ensemble is not None:
+            probability = self.ensemble(pixels, training=False)
         return cams, probability
 
 
@@ -107,12 +132,13 @@ def make_explain_fn(
 ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
     """Build `explain(image_bytes scalar) -> {tumor_probability [], heatmap [H, W]}`.
 
-    `layer_names` defaults to `default_layers(model)`; with several, their Grad-CAMs are
+    `layer_names` defaults to `default_layers(model)` (an ensemble: each member's own, see
+    GradCam); with several, their Grad-CAMs are
     averaged (each scaled to a maximum of 1 first). `gate_score`, when the model has an input
     gate, is the same scoring graph its `serving_default` uses; its score is then returned as
     `brain_mri_score` [] as well.
     """
-    grad_cam = GradCam(model, layer_names or default_layers(model))
+    grad_cam = GradCam(model, layer_names)
 
     def explain(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         image = decode(image_bytes, config)
@@ -131,4 +157,11 @@ def make_explain_fn(
 
 def explain_spec(model: keras.Model, layer_names: Sequence[str] | None = None) -> ExplainSpec:
     """The model card's `explain` section."""
-    return ExplainSpec(layer=", ".join(layer_names or default_layers(model)))
+    members = ensemble_members(model)
+    if members == [model]:
+        return ExplainSpec(layer=", ".join(layer_names or default_layers(model)))
+    views = "the slice and its mirror image" if any(
+        layer.name == MIRROR_LAYER for layer in model.layers) else "the slice"
+    first = ", ".join(default_layers(members[0]))
+    return ExplainSpec(layer=f"{first} (end of the first stage) of each of the {len(members)} "
+                             f"ensemble members, on {views}, averaged")

@@ -34,6 +34,7 @@ import tensorflow as tf
 from sklearn.covariance import LedoitWolf
 
 from model_contract import GATE_OUTPUT_KEY, Acceptance, InputGate, OodRefusal
+from training.ensemble import ensemble_members, with_first_member_features
 from training.preprocessing import PreprocessConfig, brain_box, decode, input_box, to_pixels
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,13 @@ def feature_model(model: keras.Model) -> keras.Model:
     """The same network with two outputs: P(tumor) [n, 1] and the gate's features [n, d].
 
     The features are the spatial means of every ReLU activation map, so no new weights appear
-    and the exported graph runs the network once for both outputs.
+    and the exported graph runs the network once for both outputs. An ensemble's features are
+    its first member's (ensemble.py), which the gate is then fitted on.
     """
+    members = ensemble_members(model)
+    if members != [model]:
+        # An ensemble: its P(tumor), and its first member's features from the same pass.
+        return with_first_member_features(model, feature_model(members[0]))
     maps = [layer.output for layer in model.layers
             if _is_relu(layer) and len(layer.output.shape) == 4]
     if not maps:

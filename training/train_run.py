@@ -1,17 +1,19 @@
-"""One training run, read top to bottom: discover, group, split, fit, fit the input gate,
-evaluate, export, report.
+"""One training run, read top to bottom: discover, group, split, cross-validate, build the
+ensemble, evaluate, export, report.
 
-The model is exported once: to a hidden folder beside the versions, verified (the loaded
-signature must give the trained model's outputs), and scored there on validation (which picks
-the threshold) and test, through the serving signature the service and `python -m training
-evaluate` use, so the card carries the figures a user of the exported model gets. Then the
-card is written and the folder renamed into the next version.
+The development slices (train + validation splits) are cut into K folds by near-duplicate
+group; one model per fold is trained on the others (cross_validation.py, resumable). The fold
+models are averaged in one graph with the calibration fitted on their out-of-fold predictions
+(ensemble.py, calibration.py), and the named operating points are chosen on those same
+predictions (operating_points.py). The ensemble is exported once: to a hidden folder beside
+the versions, verified against the in-memory model, and scored there on test through the
+serving signature. Then the card is written and the folder renamed into the next version,
+unless the publishing policy refuses it (publishing.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import random
 import shutil
@@ -23,47 +25,40 @@ from typing import Any
 import keras
 import numpy as np
 
-from model_contract import GATE_OUTPUT_KEY, OUTPUT_KEY, ModelCard, read_card
+from model_contract import GATE_OUTPUT_KEY, OUTPUT_KEY, ModelCard, OperatingPoints, read_card
 from training.architectures import count_flops, count_parameters
-from training.baseline import DESCRIPTION as BASELINE_DESCRIPTION
 from training.baseline import fit_metadata_baseline
+from training.calibration import (
+    RELIABILITY_FILE,
+    calibrated,
+    calibration_section,
+    fit_calibration,
+    plot_reliability,
+)
+from training.cross_validation import CrossValidation, cross_validate
 from training.discovery import ClassLayout, DataError, ImageRecord, ScanResult, scan_images
+from training.ensemble import build_ensemble, ensemble_members, logit, sigmoid
+from training.ensemble_gate import check_ensemble_gate, fit_ensemble_gate
 from training.evaluation import DEFAULT_MIN_RECALL, ThresholdChoice, choose_threshold
 from training.export import (
+    OutputsFn,
     StagedExport,
     load_outputs,
     publish,
     stage_export,
     verify_export,
 )
-from training.fitting import (
-    CHECKPOINT_FILE,
-    FitResult,
-    ResumeError,
-    TrainingConfig,
-    fit_model,
-    load_finished_fit,
-)
-from training.fitting import preprocess_images as to_pixels
-from training.gate_evaluation import GateCheck, check_gate, read_ood_set
+from training.fitting import TrainingConfig
+from training.folds import DEFAULT_FOLDS, fold_counts
+from training.gate_evaluation import GateCheck
 from training.grouping import METHOD as GROUPING_METHOD
 from training.grouping import Grouping, group_images
-from training.input_gate import DEFAULT_TARGET_ACCEPTANCE, FittedGate, fit_input_gate
+from training.input_gate import DEFAULT_TARGET_ACCEPTANCE, FittedGate
 from training.model_card import build_card
-from training.plots import PLOT_FILES, plot_training_curves
+from training.operating_points import build_operating_points, choose_points
+from training.plots import PLOT_FILES
 from training.publishing import PublishPolicy
-from training.report import (
-    PREDICTIONS_FILE,
-    Plots,
-    data_section,
-    evaluation_section,
-    grouping_section,
-    library_versions,
-    log_metrics,
-    now_utc,
-    write_predictions,
-    write_report,
-)
+from training.report import Plots, evaluation_section, library_versions
 from training.splitting import (
     SPLITS,
     ManifestRow,
@@ -73,12 +68,10 @@ from training.splitting import (
     split_counts,
     write_manifest,
 )
+from training.train_report import MANIFEST_FILE, report
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_FILE = "manifest.csv"
-# The test split's plots a version carries in assets/plots/ (the card's `plots` section names
-# them; the service's /model page shows them).
+# The test split's plots a version carries in assets/plots/ (with the reliability diagram).
 PLOTS_IN_MODEL = ("roc", "pr", "confusion_matrix", "calibration")
 
 
@@ -96,10 +89,11 @@ class TrainOptions:
     min_recall: float = DEFAULT_MIN_RECALL
     bootstrap_resamples: int = 1000
     command: tuple[str, ...] = ()
-    # The input gate's share of validation slices that must pass; None: export no gate.
+    folds: int = DEFAULT_FOLDS
+    flip_tta: bool = False
+    # The input gate's share of held-out slices that must pass; None: export no gate.
     gate_acceptance: float | None = DEFAULT_TARGET_ACCEPTANCE
     ood_dir: Path | None = None  # an OOD set to measure the gate on (never to fit it)
-    resume_fit: Path | None = None  # an earlier run folder whose finished fit to reuse
     publish: PublishPolicy = field(default_factory=PublishPolicy)
     quick_sample: int | None = None  # --quick: train on this many slices drawn at random
 
@@ -108,7 +102,7 @@ class TrainOptions:
 class TrainResult:
     version_dir: Path | None  # the exported SavedModel version (None: publishing refused)
     report_path: Path
-    model: keras.Model  # the trained model in memory (best weights restored)
+    model: keras.Model  # the ensemble in memory
     refused: str | None = None  # why the model was not published
 
 
@@ -127,15 +121,9 @@ class SplitData:
     def images(self, split: str) -> list[bytes]:
         return [r.data for r in self.records[split]]
 
-
-@dataclass(frozen=True)
-class Evaluation:
-    threshold: ThresholdChoice
-    scores: dict[str, np.ndarray]  # validation and test, through the exported signature
-    sections: dict[str, dict[str, Any]]  # test, validation, baseline
-    baseline_threshold: ThresholdChoice
-    export_difference: float  # exported signature vs the model in memory, largest
-    gate_scores: dict[str, np.ndarray]  # validation and test brain_mri_score; {} without gate
+    def development(self) -> list[ImageRecord]:
+        """Train and validation slices: what cross-validation folds."""
+        return sorted(self.records["train"] + self.records["validation"], key=lambda r: r.path)
 
 
 @dataclass(frozen=True)
@@ -145,12 +133,13 @@ class Outcome:
     scan: ScanResult
     grouping: Grouping
     data: SplitData
-    fitted: FitResult
+    cv: CrossValidation
+    ensemble: Ensemble
     evaluation: Evaluation
-    version_dir: Path | None  # None when the publishing policy refused the model
+    version_dir: Path | None
     card: ModelCard
+    refused: str | None
     gate: tuple[FittedGate, GateCheck] | None
-    refused: str | None = None
 
 
 def run_training(options: TrainOptions) -> TrainResult:
@@ -160,22 +149,36 @@ def run_training(options: TrainOptions) -> TrainResult:
     scan = discover(options)
     grouping = group(scan.records, options)
     data = split(scan.records, grouping, options)
-    fitted = fit(data, options)
-    gate = fit_gate(fitted, data, options)
-    staged = stage_export(fitted.model, options.training.preprocess(), options.out_dir,
-                          options.name, gate)
+    cv = cross_validate(data.development(), {r.path: r.group for r in data.rows},
+                        options.training, options.folds, options.run_dir)
+    ensemble = build(cv, options)
+    preprocess = options.training.preprocess()
+    gate = None if options.gate_acceptance is None else fit_ensemble_gate(
+        ensemble.model, preprocess, cv)
+    staged = stage_export(ensemble.model, preprocess, options.out_dir, options.name, gate)
     try:
-        evaluation = evaluate(staged, fitted.model, data, options)
-        checked = None if gate is None else (gate, check_input_gate(staged, evaluation, data,
-                                                                    options))
-        version_dir, card, refused = export(staged, fitted, data, evaluation, options, checked)
+        evaluation = evaluate(staged, ensemble, cv, data, options)
+        checked = None if gate is None or options.gate_acceptance is None else (
+            gate, check_ensemble_gate(evaluation.outputs, cv,
+                                      [r.path for r in data.records["test"]],
+                                      evaluation.test_gate_scores, options.gate_acceptance,
+                                      options.ood_dir))
+        card = make_card(ensemble, cv, data, evaluation, options, checked)
+        card = with_plots(card, staged, options.run_dir)
+        refused = options.publish.refusal(evaluation.sections["test"]["metrics"],
+                                          evaluation.sections["baseline"]["metrics"])
+        version_dir = None if refused else publish(staged, card)
+        if version_dir is not None:
+            logger.info("exported %s", version_dir)
+            card = read_card(version_dir)
     finally:
         staged.discard()  # a no-op once published
     report_path = report(
-        Outcome(scan, grouping, data, fitted, evaluation, version_dir, card, checked, refused),
+        Outcome(scan, grouping, data, cv, ensemble, evaluation, version_dir, card, refused,
+                checked),
         options, seconds=time.monotonic() - started,
     )
-    return TrainResult(version_dir, report_path, fitted.model, refused)
+    return TrainResult(version_dir, report_path, ensemble.model, refused)
 
 
 def discover(options: TrainOptions) -> ScanResult:
@@ -231,83 +234,101 @@ def split(records: list[ImageRecord], grouping: Grouping, options: TrainOptions)
     return SplitData(rows, fingerprint, counts, chosen)
 
 
-def fit(data: SplitData, options: TrainOptions) -> FitResult:
-    """Preprocess train and validation once (the serving graph's function), then train; or,
-    with `resume_fit`, load the finished fit of an earlier run made on the same split."""
-    config = options.training
-    if options.resume_fit is not None:
-        earlier = options.resume_fit / MANIFEST_FILE
-        same_split = earlier.is_file() and (
-            hashlib.sha256(earlier.read_bytes()).hexdigest() == data.fingerprint)
-        if not same_split:
-            raise ResumeError(f"{options.resume_fit} was not split like this run "
-                              f"(its {MANIFEST_FILE} differs or is missing)")
-        return load_finished_fit(config, options.resume_fit, data.labels("train"))
-    preprocess = config.preprocess()
-    logger.info("preprocessing %d train and validation images to %dx%dx%d (crop to brain: %s)",
-                len(data.records["train"]) + len(data.records["validation"]),
-                preprocess.image_size, preprocess.image_size, preprocess.channels,
-                preprocess.crop_to_brain)
-    train_pixels = to_pixels(data.images("train"), preprocess)
-    val_pixels = to_pixels(data.images("validation"), preprocess)
-    logger.info("training '%s' for up to %d epochs", config.architecture, config.epochs)
-    return fit_model(config, train_pixels, data.labels("train"), val_pixels,
-                     data.labels("validation"), options.run_dir)
+@dataclass(frozen=True)
+class Ensemble:
+    model: keras.Model  # pixels -> calibrated mean P(tumor)
+    temperature: float
+    intercept: float
+    flip_tta: bool
+    oof_logits: np.ndarray  # mean member logit per development slice (flip TTA as exported)
+
+    @property
+    def oof_scores(self) -> np.ndarray:
+        """Calibrated out-of-fold P(tumor): what the exported model would say of each slice
+        had it been trained without that slice's fold."""
+        return sigmoid(calibrated(self.oof_logits, self.temperature, self.intercept))
 
 
-def fit_gate(fitted: FitResult, data: SplitData, options: TrainOptions) -> FittedGate | None:
-    """The input gate, fitted on the training split's slices only (None when disabled)."""
-    if options.gate_acceptance is None:
-        return None
-    return fit_input_gate(fitted.model, options.training.preprocess(), data.images("train"),
-                          data.labels("train"))
+@dataclass(frozen=True)
+class Evaluation:
+    test_scores: np.ndarray  # through the exported signature
+    operating_points: OperatingPoints
+    sections: dict[str, dict[str, Any]]  # test (default operating point), out_of_fold, baseline
+    calibration: dict[str, Any]
+    baseline_threshold: ThresholdChoice
+    export_difference: float  # exported signature vs the model in memory, largest
+    outputs: OutputsFn  # the staged export's serving signature, every output
+    test_gate_scores: np.ndarray  # empty without a gate
 
 
-def evaluate(
-    staged: StagedExport, model: keras.Model, data: SplitData, options: TrainOptions
-) -> Evaluation:
-    """Verify the staged export, then score validation (threshold) and test through it, with
-    the metadata-only baseline fitted and scored on the same split beside it."""
+def build(cv: CrossValidation, options: TrainOptions) -> Ensemble:
+    """Fit the calibration on the out-of-fold logits and put the fold models in one graph."""
+    oof_logits = cv.oof_logits(options.flip_tta)
+    temperature, intercept = fit_calibration(cv.labels, oof_logits)
+    logger.info("calibration T %.3f, b %.3f fitted on %d out-of-fold predictions (%d members%s)",
+                temperature, intercept, len(oof_logits), len(cv.results),
+                ", flip TTA" if options.flip_tta else "")
+    model = build_ensemble([r.model for r in cv.results], temperature, options.flip_tta,
+                           intercept)
+    return Ensemble(model, temperature, intercept, options.flip_tta, oof_logits)
+
+
+def evaluate(staged: StagedExport, ensemble: Ensemble, cv: CrossValidation, data: SplitData,
+             options: TrainOptions) -> Evaluation:
+    """Verify the staged export and score test through it; choose the operating points on the
+    out-of-fold predictions; the metadata-only baseline beside it on the same test split."""
     outputs = load_outputs(staged.folder)
-    difference = verify_export(lambda images: outputs(images)[OUTPUT_KEY], model,
-                               staged.preprocess, data.images("validation"))
-    logger.info("scoring validation and test through the exported serving signature")
-    answers = {name: outputs(data.images(name)) for name in ("validation", "test")}
-    scores = {name: answer[OUTPUT_KEY] for name, answer in answers.items()}
-    gate_scores = {name: answer[GATE_OUTPUT_KEY] for name, answer in answers.items()
-                   if GATE_OUTPUT_KEY in answer}
-    threshold = choose_threshold(data.labels("validation"), scores["validation"],
-                                 options.min_recall)
-    logger.info("  threshold %.4f (%s)", threshold.value, threshold.rule)
+    difference = verify_export(lambda images: outputs(images)[OUTPUT_KEY], ensemble.model,
+                               staged.preprocess, data.images("test"))
+    logger.info("scoring the test split through the exported serving signature")
+    answer = outputs(data.images("test"))
+    test_scores = answer[OUTPUT_KEY]
+    test_labels = data.labels("test")
+    resamples, seed = options.bootstrap_resamples, options.training.seed
+    chosen_on = (f"calibrated out-of-fold predictions of the {len(cv.records)} development "
+                 f"slices ({options.folds} folds by near-duplicate group)")
+    points = build_operating_points(
+        choose_points(cv.labels, ensemble.oof_scores, options.min_recall), chosen_on,
+        test_labels, test_scores, resamples=resamples, seed=seed,
+    )
+    threshold = points.points[points.default].threshold
+    logger.info("operating points: %s", ", ".join(
+        f"{name} {point.threshold:.4f}" for name, point in points.points.items()))
     baseline_scores, baseline_threshold = _baseline(data, options)
-    config = options.training
-    resamples, seed = options.bootstrap_resamples, config.seed
-    plots = Plots(options.run_dir, options.layout.classes, f"{config.architecture}, test split")
+    plots = Plots(options.run_dir, options.layout.classes, "ensemble, test split")
     sections = {
-        "test": evaluation_section(data.labels("test"), scores["test"], threshold=threshold.value,
-                                   split="test", resamples=resamples, seed=seed, plots=plots),
-        "validation": evaluation_section(data.labels("validation"), scores["validation"],
-                                         threshold=threshold.value, split="validation",
-                                         resamples=resamples, seed=seed),
-        "baseline": evaluation_section(data.labels("test"), baseline_scores,
+        "test": evaluation_section(test_labels, test_scores, threshold=threshold, split="test",
+                                   resamples=resamples, seed=seed, plots=plots),
+        "out_of_fold": evaluation_section(cv.labels, ensemble.oof_scores, threshold=threshold,
+                                          split="out_of_fold", resamples=resamples, seed=seed),
+        "baseline": evaluation_section(test_labels, baseline_scores,
                                        threshold=baseline_threshold.value, split="test",
                                        resamples=resamples, seed=seed),
     }
-    return Evaluation(threshold, scores, sections, baseline_threshold, difference, gate_scores)
+    calibration = _calibration(ensemble, cv, test_labels, test_scores, options.run_dir)
+    return Evaluation(test_scores, points, sections, calibration, baseline_threshold, difference,
+                      outputs, answer.get(GATE_OUTPUT_KEY, np.zeros(0, np.float32)))
 
 
-def check_input_gate(
-    staged: StagedExport, evaluation: Evaluation, data: SplitData, options: TrainOptions
-) -> GateCheck:
-    """The gate's threshold from the staged export's validation scores; its acceptance on
-    validation and test and, with `ood_dir`, its refusal per kind of image."""
-    assert options.gate_acceptance is not None
-    ood = None
-    if options.ood_dir is not None:
-        outputs = load_outputs(staged.folder)
-        ood = (read_ood_set(options.ood_dir), lambda images: outputs(images)[GATE_OUTPUT_KEY])
-    paths = {name: [r.path for r in data.records[name]] for name in evaluation.gate_scores}
-    return check_gate(evaluation.gate_scores, paths, options.gate_acceptance, ood)
+def _calibration(ensemble: Ensemble, cv: CrossValidation, test_labels: np.ndarray,
+                 test_scores: np.ndarray, run_dir: Path) -> dict[str, Any]:
+    """ECE before and after calibration, out-of-fold and on test, and the figure."""
+    t, b = ensemble.temperature, ensemble.intercept
+    test_logits = t * (logit(test_scores) - b)  # undo the graph's calibration: the mean logit
+    plot_reliability({
+        "out-of-fold (development)": (cv.labels, sigmoid(ensemble.oof_logits),
+                                      ensemble.oof_scores),
+        "test split": (test_labels, sigmoid(test_logits), test_scores),
+    }, f"T = {t:.2f}, b = {b:.2f}", run_dir / RELIABILITY_FILE)
+    return {
+        "method": "Platt scaling of the mean member logit, sigmoid(z / T + b), fitted on the "
+                  "out-of-fold predictions (log-loss)",
+        "temperature": t,
+        "intercept": b,
+        "out_of_fold": calibration_section(cv.labels, ensemble.oof_logits, t, b, "out_of_fold"),
+        "test": calibration_section(test_labels, test_logits, t, b, "test"),
+        "plot": RELIABILITY_FILE,
+    }
 
 
 def _baseline(data: SplitData, options: TrainOptions) -> tuple[np.ndarray, ThresholdChoice]:
@@ -320,68 +341,68 @@ def _baseline(data: SplitData, options: TrainOptions) -> tuple[np.ndarray, Thres
     return baseline.predict(metadata["test"]), threshold
 
 
-def export(
-    staged: StagedExport,
-    fitted: FitResult,
-    data: SplitData,
-    evaluation: Evaluation,
-    options: TrainOptions,
-    gate: tuple[FittedGate, GateCheck] | None = None,
-) -> tuple[Path | None, ModelCard, str | None]:
-    """Write the card into the verified, scored export and publish it as the next version,
-    unless the publishing policy refuses it: then no version, and the reason."""
+def make_card(ensemble: Ensemble, cv: CrossValidation, data: SplitData, evaluation: Evaluation,
+              options: TrainOptions,
+              gate: tuple[FittedGate, GateCheck] | None = None) -> ModelCard:
+    """The card of the ensemble: its default operating point's threshold is `threshold`."""
+    points = evaluation.operating_points
+    default = points.points[points.default]
     card = build_card(
-        threshold=evaluation.threshold.value,
-        threshold_rule=evaluation.threshold.rule,
+        threshold=default.threshold,
+        threshold_rule=f"operating point '{points.default}': {default.rule}",
         test_metrics=evaluation.sections["test"]["metrics"],
         baseline_test_metrics=evaluation.sections["baseline"]["metrics"],
         data_fingerprint=data.fingerprint,
-        training=training_section(fitted, data, options),
-        architecture=architecture_section(fitted.model, options.training),
+        training=training_section(ensemble, cv, data, options),
+        architecture=architecture_section(ensemble, options),
         library_versions=library_versions(),
     )
+    card = dataclasses.replace(card, operating_points=points)
     if gate is not None:
         card = dataclasses.replace(card, input_gate=gate[1].card_section(gate[0]))
-    plots = ship_plots(staged, options.run_dir)
-    if plots:
-        card = dataclasses.replace(card, extra={**card.extra, "plots": plots})
-    refused = options.publish.refusal(evaluation.sections["test"]["metrics"],
-                                      evaluation.sections["baseline"]["metrics"])
-    if refused is not None:
-        logger.warning("%s", refused)
-        return None, card, refused
-    version_dir = publish(staged, card)
-    logger.info("exported %s", version_dir)
-    return version_dir, read_card(version_dir), None
+    return card
 
 
-def ship_plots(staged: StagedExport, run_dir: Path) -> dict[str, str]:
-    """Copy the test split's plots into the staged version's assets/plots/; their names and
-    paths (relative to the version folder) for the card."""
+def with_plots(card: ModelCard, staged: StagedExport, run_dir: Path) -> ModelCard:
+    """Copy the test split's plots and the reliability diagram into the staged version's
+    assets/plots/ and name them in the card (the service's /model page shows them)."""
     target = staged.folder / "assets" / "plots"
     shipped: dict[str, str] = {}
-    for name in PLOTS_IN_MODEL:
-        source = run_dir / PLOT_FILES[name]
+    sources = {name: run_dir / PLOT_FILES[name] for name in PLOTS_IN_MODEL}
+    sources["reliability"] = run_dir / RELIABILITY_FILE
+    for name, source in sources.items():
         if source.is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target / source.name)
             shipped[name] = f"assets/plots/{source.name}"
-    return shipped
+    if not shipped:
+        return card
+    return dataclasses.replace(card, extra={**card.extra, "plots": shipped})
 
 
-def architecture_section(model: keras.Model, config: TrainingConfig) -> dict[str, Any]:
+def architecture_section(ensemble: Ensemble, options: TrainOptions) -> dict[str, Any]:
+    members = ensemble_members(ensemble.model)
+    views = 2 if ensemble.flip_tta else 1
     return {
-        "name": config.architecture,
-        "parameters": count_parameters(model),
-        "flops_per_image": count_flops(model),
+        "name": f"ensemble of {len(members)} {options.training.architecture} networks",
+        "member": options.training.architecture,
+        "members": len(members),
+        "flip_tta": ensemble.flip_tta,
+        "parameters": count_parameters(ensemble.model),
+        "flops_per_image": sum(count_flops(m) for m in members) * views,
+        "calibration": {"method": "Platt scaling of the mean logit: sigmoid(z / T + b)",
+                        "temperature": ensemble.temperature, "intercept": ensemble.intercept},
     }
 
 
-def training_section(fitted: FitResult, data: SplitData, options: TrainOptions) -> dict[str, Any]:
-    """The training configuration and what the fit did, for the card and the report."""
+def training_section(ensemble: Ensemble, cv: CrossValidation, data: SplitData,
+                     options: TrainOptions) -> dict[str, Any]:
+    """The training configuration and what the folds did, for the card and the report."""
     config, layout = options.training, options.layout
+    values = config.to_dict()
+    values["early_stopping"] = "none: fixed epochs, the last weights kept"
     return {
-        **config.to_dict(),
+        **values,
         "class_folders": {"positive": layout.positive, "negative": layout.negative},
         "split": {
             "fractions": list(options.fractions.as_tuple()),
@@ -389,102 +410,15 @@ def training_section(fitted: FitResult, data: SplitData, options: TrainOptions) 
             "by": "near-duplicate group, stratified by label",
             "counts": data.counts,
         },
+        "cross_validation": {
+            "folds": options.folds,
+            "on": "train + validation splits (the development slices); test untouched",
+            "by": "near-duplicate group, stratified by label (StratifiedGroupKFold)",
+            "held_out": fold_counts(cv.labels, cv.folds, options.folds),
+            "fold_seconds": [round(r.seconds, 1) for r in cv.results],
+        },
         "grouping": {"method": GROUPING_METHOD, "max_distance": options.max_distance},
         "label_conflicts": "dropped" if options.drop_label_conflicts else "kept",
-        "class_weight": fitted.class_weight,
-        "epochs_run": fitted.epochs_run,
-        "best_epoch": fitted.best_epoch,
-        "training_seconds": round(fitted.seconds, 1),
-        "fit_resumed_from": None if options.resume_fit is None else str(options.resume_fit),
-    }
-
-
-def report(outcome: Outcome, options: TrainOptions, *, seconds: float) -> Path:
-    """Training curves, per-image predictions and report.json; the headline figures logged."""
-    run_dir, fitted, evaluation = options.run_dir, outcome.fitted, outcome.evaluation
-    plot_training_curves(fitted.history, fitted.best_epoch,
-                         run_dir / PLOT_FILES["training_curves"])
-    write_predictions(
-        run_dir / PREDICTIONS_FILE,
-        [(record.path, name, record.label, float(score))
-         for name in ("validation", "test")
-         for record, score in zip(outcome.data.records[name], evaluation.scores[name],
-                                  strict=True)],
-        evaluation.threshold.value,
-    )
-    report_path = write_report({
-        "kind": "train",
-        "created_at": now_utc(),
-        "command": list(options.command),
-        **_run_sections(outcome, options),
-        **_result_sections(evaluation),
-        "input_gate": None if outcome.gate is None else outcome.gate[1].report_section(
-            outcome.gate[0]),
-        "predictions": PREDICTIONS_FILE,
-        "library_versions": outcome.card.library_versions,
-        "seconds_total": round(seconds, 1),
-    }, run_dir)
-    log_metrics("test split", evaluation.sections["test"]["metrics"],
-                evaluation.sections["baseline"]["metrics"])
-    logger.info("report: %s", report_path)
-    return report_path
-
-
-def _run_sections(outcome: Outcome, options: TrainOptions) -> dict[str, Any]:
-    """What was trained on what: the model, the data, the grouping, the split, the fit."""
-    card, data = outcome.card, outcome.data
-    return {
-        "model": {
-            "published": outcome.version_dir is not None,
-            "not_published_because": outcome.refused,
-            "exported_to": None if outcome.version_dir is None else str(outcome.version_dir),
-            "name": card.name if outcome.version_dir is not None else options.name,
-            "version": card.version if outcome.version_dir is not None else None,
-            "architecture": card.architecture,
-            "preprocess": options.training.preprocess().to_dict(),
-            "export_max_abs_difference": outcome.evaluation.export_difference,
-        },
-        "data": data_section(outcome.scan),
-        "grouping": grouping_section(outcome.grouping, options.drop_label_conflicts),
-        "split": {
-            "manifest": MANIFEST_FILE,
-            "data_fingerprint": data.fingerprint,
-            "fractions": list(options.fractions.as_tuple()),
-            "seed": options.training.seed,
-            "counts": data.counts,
-        },
-        "training": {
-            **(card.training or {}),
-            "history": outcome.fitted.history,
-            "history_files": ["history.csv", "history.json"],
-            "checkpoint": CHECKPOINT_FILE.as_posix(),
-        },
-    }
-
-
-def _result_sections(evaluation: Evaluation) -> dict[str, Any]:
-    """The threshold, the test and validation figures, the baseline's, the plots."""
-    threshold, sections = evaluation.threshold, evaluation.sections
-    return {
-        "threshold": {
-            "value": threshold.value,
-            "rule": threshold.rule,
-            "chosen_on": "validation",
-            "at_threshold_on_validation": threshold.validation,
-        },
-        "test": sections["test"],
-        "validation": {
-            "note": "used for early stopping and the threshold; not an unbiased estimate",
-            **sections["validation"],
-        },
-        "baseline_metadata_only": {
-            "description": BASELINE_DESCRIPTION,
-            "threshold": evaluation.baseline_threshold.value,
-            "validation_at_threshold": evaluation.baseline_threshold.validation,
-            **sections["baseline"],
-        },
-        "plots": {
-            **sections["test"].get("plots", {}),
-            "training_curves": PLOT_FILES["training_curves"],
-        },
+        "quick_sample": options.quick_sample,
+        "training_seconds": round(cv.seconds, 1),
     }

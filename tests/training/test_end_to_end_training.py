@@ -25,7 +25,7 @@ from training.splitting import SplitFractions
 from training.train_run import TrainOptions, run_training
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TRAIN_PLOTS = ("training_curves.png", "roc.png", "pr.png", "confusion_matrix.png",
+TRAIN_PLOTS = ("reliability_before_after.png", "roc.png", "pr.png", "confusion_matrix.png",
                "calibration.png")
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "brier")
 
@@ -59,14 +59,19 @@ def _assert_pngs(folder: Path, names: tuple[str, ...]) -> None:
         assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000, name
 
 
+def _two_fold_command(data: Path, models: Path, run: Path, resamples: str,
+                      *extra: str) -> list[str]:
+    """`train` with 2 folds of 2 epochs at 32 px, published whatever it scores."""
+    return ["train", "--data", str(data), "--out", str(models), "--run-dir", str(run),
+            "--epochs", "2", "--image-size", "32", "--bootstrap-resamples", resamples,
+            "--folds", "2", "--publish-anyway", *extra]
+
+
 def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     tiny_data: Path, tmp_path: Path
 ) -> None:
     models, run = tmp_path / "models", tmp_path / "run"
-    code = main(["train", "--data", str(tiny_data), "--out", str(models), "--run-dir", str(run),
-                 "--epochs", "2", "--image-size", "32", "--bootstrap-resamples", "200",
-                 "--publish-anyway"])
-    assert code == 0
+    assert main(_two_fold_command(tiny_data, models, run, "200", "--flip-tta")) == 0
 
     version_dir = models / "brain-tumor-cnn" / "1"
     assert (version_dir / "saved_model.pb").is_file()
@@ -76,7 +81,7 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     test_paths = sorted(row["path"] for row in manifest if row["split"] == "test")
     # The version carries the test split's plots, named by its card (the /model page's).
     plots = card.extra["plots"]
-    assert set(plots) == {"roc", "pr", "confusion_matrix", "calibration"}
+    assert set(plots) == {"roc", "pr", "confusion_matrix", "calibration", "reliability"}
     for relative in plots.values():
         assert (version_dir / relative).read_bytes() == (run / Path(relative).name).read_bytes()
 
@@ -87,35 +92,39 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     assert "Healthy/corrupt.jpg" not in {row["path"] for row in manifest}
     assert report["grouping"]["groups"] == 48
     assert {row["split"] for row in manifest} == {"train", "validation", "test"}
-    assert report["training"]["epochs_run"] == 2
-    assert len(report["training"]["history"]["val_loss"]) == 2
+    _assert_folds(run, manifest, report)
     _assert_sane_metrics(report["test"]["metrics"], len(test_paths))
     _assert_sane_metrics(report["baseline_metadata_only"]["metrics"], len(test_paths))
-    assert report["threshold"]["chosen_on"] == "validation"
     _assert_pngs(run, TRAIN_PLOTS)
-    assert (run / "checkpoints" / "best.weights.h5").is_file()
     assert report["model"]["export_max_abs_difference"] <= 1e-5
     assert [p.name for p in (models / "brain-tumor-cnn").iterdir()] == ["1"]  # no leftovers
 
     # The card carries what the service shows.
     assert card.version == 1 and card.name == "brain-tumor-cnn"
-    assert card.threshold == report["threshold"]["value"]
+    assert card.operating_points is not None and card.operating_points.default == "screening"
+    assert set(card.operating_points.names) == {"screening", "balanced"}
+    assert card.threshold == card.operating_points.points["screening"].threshold
+    assert card.threshold == report["test"]["metrics"]["threshold"]
     assert card.metrics == report["test"]["metrics"]
     assert card.data_fingerprint == hashlib.sha256((run / "manifest.csv").read_bytes()
                                                    ).hexdigest()
     assert card.architecture is not None
     assert card.architecture["parameters"] > 0 and card.architecture["flops_per_image"] > 0
+    assert card.architecture["members"] == 2 and card.architecture["flip_tta"] is True
     assert card.input.preprocessing == {"image_size": 32, "channels": 1, "crop_to_brain": True}
     assert card.intended_use is not None and "not a diagnostic device" in card.intended_use
     assert card.training is not None and card.training["architecture"] == "compact"
     assert card.library_versions is not None and "tensorflow" in card.library_versions
     assert card.explain is not None and card.explain.signature == "explain"  # by default
-    gate = card.input_gate  # fitted on the training split, threshold from validation
+    # The gate reads the first member: fitted on its training folds, threshold on its held-out
+    # fold (reported as "validation").
+    gate = card.input_gate
     assert gate is not None and gate.output_key == "brain_mri_score"
     assert gate.acceptance is not None and gate.acceptance.validation is not None
     assert gate.acceptance.validation >= 0.995 and gate.target_acceptance == 0.995
     assert gate.ood_refusal is None  # no --ood given
     assert report["input_gate"]["acceptance"]["validation"] == gate.acceptance.validation
+    assert "first fold" in report["input_gate"]["threshold_chosen_on"]
 
     # evaluate reloads the SavedModel and reproduces the run's test figures exactly.
     evaluated = tmp_path / "evaluated"
@@ -152,19 +161,6 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     assert kinds["head_ct"]["role"] == "near" and kinds["head_ct"]["n"] == 1
     assert kinds["brain_mr_control"]["role"] == "control"
 
-    # --resume-fit reuses the finished fit: no training, the same model and figures.
-    resumed = tmp_path / "resumed"
-    assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "models2"),
-                 "--run-dir", str(resumed), "--resume-fit", str(run), "--epochs", "2",
-                 "--image-size", "32", "--bootstrap-resamples", "200", "--publish-anyway"]) == 0
-    second = _load(resumed / "report.json")
-    assert second["training"]["fit_resumed_from"] == str(run)
-    assert second["test"]["metrics"] == report["test"]["metrics"]
-    assert not (resumed / "checkpoints").exists()
-    assert main(["train", "--data", str(tiny_data), "--out", str(tmp_path / "models3"),
-                 "--run-dir", str(tmp_path / "other"), "--resume-fit", str(run), "--epochs",
-                 "3", "--image-size", "32"]) == 2  # other settings: refused
-
 
 def _write_ood_set(folder: Path) -> Path:
     rng = np.random.default_rng(3)
@@ -180,6 +176,40 @@ def _write_ood_set(folder: Path) -> Path:
     return folder
 
 
+def _assert_folds(run: Path, manifest: list[dict[str, str]], report: dict[str, Any]) -> None:
+    """Every development slice is in one fold, whole groups per fold, and scored out of fold."""
+    development = {row["path"]: row["group"] for row in manifest
+                   if row["split"] in ("train", "validation")}
+    folds = list(csv.DictReader((run / "folds.csv").open()))
+    assert sorted(row["path"] for row in folds) == sorted(development)
+    fold_of_group: dict[str, str] = {}
+    for row in folds:
+        assert fold_of_group.setdefault(row["group"], row["fold"]) == row["fold"]
+    assert {row["fold"] for row in folds} == {"0", "1"}
+    for k in (1, 2):
+        assert (run / "folds" / f"fold-{k}" / "final.weights.h5").is_file()
+    assert report["out_of_fold"]["metrics"]["n"] == len(development)
+    assert [f["resumed"] for f in report["members"]["per_fold"]] == [False, False]
+    assert report["calibration"]["temperature"] > 0 and "intercept" in report["calibration"]
+
+
+def test_a_stopped_run_resumes_without_refitting_finished_folds(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    models, run = tmp_path / "models", tmp_path / "run"
+    command = _two_fold_command(tiny_data, models, run, "50")
+    assert main(command) == 0
+    first = _load(run / "report.json")
+    weights = (run / "folds" / "fold-1" / "final.weights.h5").read_bytes()
+    (run / "report.json").unlink()  # as if the run had stopped before its report
+    assert main(command) == 0
+    again = _load(run / "report.json")
+    assert [f["resumed"] for f in again["members"]["per_fold"]] == [True, True]
+    assert (run / "folds" / "fold-1" / "final.weights.h5").read_bytes() == weights
+    assert again["test"]["metrics"] == first["test"]["metrics"]
+    assert again["model"]["version"] == 2
+
+
 def test_exported_signature_equals_the_in_memory_model(tiny_data: Path, tmp_path: Path) -> None:
     # The seed design has no batch normalisation, so two epochs already give outputs that
     # differ from image to image: the comparison below is not between constants.
@@ -188,8 +218,10 @@ def test_exported_signature_equals_the_in_memory_model(tiny_data: Path, tmp_path
         layout=layout, out_dir=tmp_path / "models", run_dir=tmp_path / "run", name="check",
         training=TrainingConfig(architecture="seed", epochs=2, image_size=32, seed=1),
         fractions=SplitFractions(), max_distance=6, drop_label_conflicts=False,
-        min_images_per_class=10, bootstrap_resamples=50, publish=PublishPolicy(anyway=True),
+        min_images_per_class=10, bootstrap_resamples=50, folds=2,
+        publish=PublishPolicy(anyway=True),
     ))
+    assert result.version_dir is not None
     images = [record.data for record in scan_images(layout).records]
     config = TrainingConfig(architecture="seed", image_size=32).preprocess()
 

@@ -192,3 +192,36 @@ def test_several_layers_average_their_scaled_maps(slice_png: SlicePng) -> None:
             for names in ([first], [last], [first, last])]
     expected = (maps[0] + maps[1]) / 2
     np.testing.assert_allclose(maps[2], expected / expected.max(), atol=1e-5)
+
+
+def test_an_ensembles_heatmap_averages_every_member_and_view(slice_png: SlicePng) -> None:
+    """An ensemble with flip TTA: the map is the mean of each member's map on the slice and
+    (mirrored back) on its mirror image, each scaled to 1; P(tumor) is the ensemble's own."""
+    import keras
+    import tensorflow as tf
+
+    from training.architectures import build_model
+    from training.ensemble import build_ensemble
+    from training.gradcam import make_explain_fn
+    from training.preprocessing import PreprocessConfig, decode, input_box, to_pixels
+
+    keras.utils.set_random_seed(4)
+    config = PreprocessConfig(32, 1, False)
+    members = [build_model("compact", config, seed=s, augment=False) for s in (4, 5)]
+    ensemble = build_ensemble(members, temperature=1.3, flip_tta=True, intercept=-0.2)
+    data = tf.constant(slice_png(7, 40, 40))
+    outputs = make_explain_fn(ensemble, config)(data)
+
+    image = decode(data, config)
+    pixels = to_pixels(image, input_box(image, config), config)[None]
+    assert float(outputs["tumor_probability"]) == pytest.approx(
+        float(ensemble(pixels, training=False)[0, 0]), abs=1e-6)
+    maps = []
+    for member in members:
+        for mirrored in (False, True):
+            seen = tf.constant(data) if not mirrored else tf.constant(
+                _png(np.asarray(Image.open(io.BytesIO(data.numpy())))[:, ::-1].copy()))
+            heat = make_explain_fn(member, config)(seen)["heatmap"].numpy()
+            maps.append(heat[:, ::-1] if mirrored else heat)
+    expected = np.mean(maps, axis=0)
+    np.testing.assert_allclose(outputs["heatmap"].numpy(), expected / expected.max(), atol=1e-4)

@@ -138,3 +138,9 @@ def test_quick_run_trains_every_step_but_publishes_nothing(
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["model"]["published"] is False and report["model"]["exported_to"] is None
     assert not any((tmp_path / "models").glob("*/[0-9]*"))  # no version, no leftover
+
+
+def test_folds_must_be_at_least_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _folders(tmp_path / "data", {"yes": 12, "no": 12})
+    code, err = _run(_train(data, tmp_path, "--folds", "1"), capsys)
+    assert code == 2 and "--folds" in _one_sentence(err)

@@ -1,0 +1,123 @@
+"""The fold models averaged in one Keras model, with the calibration applied inside it.
+
+    pixels -> every member (and, with flip TTA, every member on the mirrored slice)
+           -> logit of each P(tumor) -> mean -> / temperature + intercept -> sigmoid
+
+Averaging logits (not probabilities) keeps the ensemble's scores on the scale of a single
+member's, which is what the temperature was fitted on (the members' out-of-fold predictions).
+The members stay reachable by name (`member-1` ... `member-K`, see `ensemble_members`) so a
+Grad-CAM or a feature-based input gate can use one member or average over all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers
+
+from model_contract import OUTPUT_KEY
+
+MEMBER_PREFIX = "member-"
+MIRROR_LAYER = "mirrored"  # the flip-TTA view's layer
+# P(tumor) is clipped to [EPS, 1 - EPS] before the logit: float32 sigmoids saturate at 1.
+PROBABILITY_EPS = 1e-6
+
+
+def logit(probabilities: np.ndarray) -> np.ndarray:
+    """The logit of float32 probabilities, clipped as the graph clips them."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float32), PROBABILITY_EPS, 1 - PROBABILITY_EPS)
+    return np.log(p.astype(np.float64)) - np.log1p(-p.astype(np.float64))
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64))))
+
+
+@keras.saving.register_keras_serializable(package="brain_mri")
+class MirrorLeftRight(layers.Layer):  # type: ignore[misc]
+    """The slice mirrored left-right (axis 2 of [n, h, w, c])."""
+
+    def call(self, inputs: Any) -> Any:
+        return keras.ops.flip(inputs, axis=2)
+
+
+@keras.saving.register_keras_serializable(package="brain_mri")
+class Logit(layers.Layer):  # type: ignore[misc]
+    """log(p / (1 - p)) with p clipped to [PROBABILITY_EPS, 1 - PROBABILITY_EPS]."""
+
+    def call(self, inputs: Any) -> Any:
+        p = keras.ops.clip(inputs, PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+        return keras.ops.log(p) - keras.ops.log1p(-p)
+
+
+@keras.saving.register_keras_serializable(package="brain_mri")
+class CalibratedSigmoid(layers.Layer):  # type: ignore[misc]
+    """sigmoid(logit / temperature + intercept): Platt scaling of the mean logit, fitted on
+    out-of-fold predictions (calibration.py)."""
+
+    def __init__(self, temperature: float = 1.0, intercept: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+        self.intercept = float(intercept)
+
+    def call(self, inputs: Any) -> Any:
+        return keras.ops.sigmoid(inputs / self.temperature + self.intercept)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "temperature": self.temperature,
+                "intercept": self.intercept}
+
+
+def build_ensemble(members: Sequence[keras.Model], temperature: float, flip_tta: bool,
+                   intercept: float = 0.0) -> keras.Model:
+    """One model: pixels in, calibrated mean P(tumor) out (shape [n, 1])."""
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    for index, member in enumerate(members):
+        member.name = f"{MEMBER_PREFIX}{index + 1}"  # unique names inside the ensemble
+    inputs, output, _ = _graph(members, CalibratedSigmoid(temperature, intercept, name=OUTPUT_KEY),
+                               flip_tta)
+    return keras.Model(inputs, output, name="ensemble")
+
+
+def with_first_member_features(ensemble: keras.Model, first: keras.Model) -> keras.Model:
+    """The ensemble with a second output: `first`'s second output, where `first` is the first
+    member with an extra output (pixels -> [P(tumor), features], input_gate.feature_model). It
+    stands in for that member on the unmirrored slice, so the network still runs once."""
+    members = ensemble_members(ensemble)
+    flip = any(layer.name == MIRROR_LAYER for layer in ensemble.layers)
+    inputs, output, features = _graph(members, ensemble.get_layer(OUTPUT_KEY), flip, first)
+    return keras.Model(inputs, [output, features], name=f"{ensemble.name}_with_gate_features")
+
+
+def _graph(members: Sequence[keras.Model], calibration: layers.Layer, flip_tta: bool,
+           first: keras.Model | None = None) -> tuple[Any, Any, Any]:
+    shape = tuple(int(d) for d in members[0].input_shape[1:])
+    inputs = keras.Input(shape, name="pixels")
+    views = [inputs, MirrorLeftRight(name=MIRROR_LAYER)(inputs)] if flip_tta else [inputs]
+    logit_layer = Logit(name="member_logits")
+    logits: list[Any] = []
+    features = None
+    for index, member in enumerate(members):
+        for view in views:
+            if first is not None and index == 0 and view is inputs:
+                probability, features = first(view)
+            else:
+                probability = member(view)
+            logits.append(logit_layer(probability))
+    mean = logits[0] if len(logits) == 1 else layers.Average(name="mean_logit")(logits)
+    return inputs, calibration(mean), features
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The member networks of an ensemble built here, in order; [model] for a single network."""
+    members = [layer for layer in model.layers if layer.name.startswith(MEMBER_PREFIX)]
+    return members or [model]
+
+
+def mean_logit(per_view_scores: Sequence[np.ndarray]) -> np.ndarray:
+    """Numpy twin of the graph: the mean logit of several P(tumor) arrays of one set of slices."""
+    return np.asarray(np.mean([logit(s) for s in per_view_scores], axis=0))
