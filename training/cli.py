@@ -112,7 +112,7 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--architecture", choices=ARCHITECTURE_CHOICES, default="compact",
                        help="network design")
     train.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name (folder name)")
-    train.add_argument("--epochs", type=_positive_int, default=20,
+    train.add_argument("--epochs", type=_positive_int, default=40,
                        help="epochs each fold model trains (cosine decay to 0)")
     train.add_argument("--batch-size", type=_positive_int, default=32, help="images per step")
     train.add_argument("--learning-rate", type=_positive_float, default=2e-3,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_FOLDS = 5
+DEFAULT_FOLDS = 3
 FOLDS_FILE = "folds.csv"
 
 
