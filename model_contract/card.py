@@ -2,9 +2,10 @@
 
 The sections the service acts on are typed; the ones it only shows (metrics, training
 configuration, library versions) stay JSON objects. Optional sections (`input_gate`,
-`explain`) are None on cards that predate them. Keys this schema does not know are kept in
-`extra` and written back, so a card survives a read and a write unchanged. To add a section:
-a frozen dataclass with `from_dict`, a field on `ModelCard`, one line in `card_from_dict`.
+`explain`, `operating_points`) are None on cards that predate them. Keys this schema does not
+know are kept in `extra` and written back, so a card survives a read and a write unchanged. To
+add a section: a frozen dataclass with `from_dict`, a field on `ModelCard`, one line in
+`card_from_dict`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class CardError(ValueError):
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _optional_object(raw: JsonObject, key: str) -> JsonObject | None:
@@ -143,6 +148,64 @@ class ExplainSpec:
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """A named decision threshold: positive when P(tumor) >= threshold.
+
+    `summary` says in plain words what it does on the test split; `test` holds its measured
+    sensitivity, specificity (each {"value", "ci95"}) and more; `chosen_on` what picked it."""
+
+    threshold: float
+    rule: str | None = None
+    summary: str | None = None
+    chosen_on: str | None = None
+    test: JsonObject | None = None
+    chosen_on_metrics: JsonObject | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("an operating point's threshold must be in [0, 1]")
+
+    @classmethod
+    def from_dict(cls, raw: JsonObject) -> OperatingPoint:
+        return cls(
+            threshold=float(raw["threshold"]),
+            rule=_optional_str(raw.get("rule")),
+            summary=_optional_str(raw.get("summary")),
+            chosen_on=_optional_str(raw.get("chosen_on")),
+            test=_optional_object(raw, "test"),
+            chosen_on_metrics=_optional_object(raw, "chosen_on_metrics"),
+        )
+
+
+@dataclass(frozen=True)
+class OperatingPoints:
+    """The card's `operating_points`: {"default": name, name: {threshold, ...}, ...}."""
+
+    default: str
+    points: dict[str, OperatingPoint]
+
+    def __post_init__(self) -> None:
+        if self.default not in self.points:
+            raise ValueError(f"the default operating point {self.default!r} is not defined")
+        if "default" in self.points:
+            raise ValueError("'default' cannot name an operating point")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.points)
+
+    @classmethod
+    def from_dict(cls, raw: JsonObject) -> OperatingPoints:
+        points = {str(name): OperatingPoint.from_dict(value)
+                  for name, value in raw.items() if name != "default"}
+        return cls(default=str(raw["default"]), points=points)
+
+    def to_json(self) -> JsonObject:
+        return {"default": self.default,
+                **{name: _plain(point) for name, point in self.points.items()}}
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """The whole card. Field order is the order the writer uses."""
 
@@ -164,6 +227,8 @@ class ModelCard:
     intended_use: str | None = None
     input_gate: InputGate | None = None
     explain: ExplainSpec | None = None
+    # Named thresholds (issue 13); None on older cards, which use `threshold` alone.
+    operating_points: OperatingPoints | None = None
     extra: JsonObject = field(default_factory=dict)  # keys this schema does not know
 
     def __post_init__(self) -> None:
@@ -172,13 +237,27 @@ class ModelCard:
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError("threshold must be in [0, 1]")
 
+    def operating_point(self, name: str | None = None) -> tuple[str | None, float]:
+        """The operating point to use and its threshold: `name`, else the card's default.
+        Cards without operating points answer (None, threshold); KeyError for an unknown name
+        (or any name on a card without operating points)."""
+        points = self.operating_points
+        if points is None:
+            if name is not None:
+                raise KeyError(name)
+            return None, self.threshold
+        chosen = points.default if name is None else name
+        return chosen, points.points[chosen].threshold
+
     @property
     def negative_class(self) -> str:
         return next(c for c in self.classes if c != self.positive_class)
 
-    def label_for(self, probability: float) -> str:
-        """`positive_class` when P(tumor) >= threshold, else the other class."""
-        return self.positive_class if probability >= self.threshold else self.negative_class
+    def label_for(self, probability: float, threshold: float | None = None) -> str:
+        """`positive_class` when P(tumor) >= threshold (the card's by default), else the other
+        class."""
+        limit = self.threshold if threshold is None else threshold
+        return self.positive_class if probability >= limit else self.negative_class
 
 
 _KNOWN_KEYS = frozenset(f.name for f in fields(ModelCard)) - {"extra"}
@@ -192,6 +271,7 @@ def card_from_dict(
     if len(classes) != 2:
         raise ValueError("classes must be two names, one of them positive_class")
     gate, explain = raw.get("input_gate"), raw.get("explain")
+    points = _optional_object(raw, "operating_points")
     return ModelCard(
         name=str(raw.get("name", default_name)),
         version=int(raw.get("version", default_version)),
@@ -210,12 +290,15 @@ def card_from_dict(
         intended_use=raw.get("intended_use"),
         input_gate=None if gate is None else InputGate.from_dict(gate),
         explain=None if explain is None else ExplainSpec.from_dict(explain),
+        operating_points=None if points is None else OperatingPoints.from_dict(points),
         extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
     )
 
 
 def _plain(value: Any) -> Any:
     """JSON values: dataclasses as objects without their None fields, tuples as lists."""
+    if isinstance(value, OperatingPoints):
+        return value.to_json()
     if is_dataclass(value) and not isinstance(value, type):
         items = ((f.name, getattr(value, f.name)) for f in fields(value))
         return {name: _plain(item) for name, item in items if item is not None}
