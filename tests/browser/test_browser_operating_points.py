@@ -75,3 +75,27 @@ def test_the_operating_point_is_chosen_with_the_keyboard_and_sent(
     page.screenshot(path=str(artefacts / "upload-operating-point-selector.png"), full_page=True)
     assert serious_violations(page, axe_source) == []
     assert page.blocked_requests == []
+
+
+def configure_balanced(route: Any) -> None:
+    """The page as a service started with MRI_OPERATING_POINT=balanced serves it."""
+    served = route.fetch()
+    route.fulfill(response=served, body=served.text().replace(
+        '<meta name="operating-point" content="">',
+        '<meta name="operating-point" content="balanced">'))
+
+
+def test_the_services_configured_point_is_the_pages_default(
+    page: Any, server_url: str, slice_png: Any, tmp_path: Path
+) -> None:
+    page.route(server_url + "/", configure_balanced)
+    urls = batch_urls(page)
+    rows = classify_files(page, server_url, write_files(tmp_path, {"a.png": slice_png(32, 64, 64)}))
+    select = page.get_by_label("Operating point", exact=True)
+    assert select.input_value() == "balanced"
+    assert select.locator("option").all_text_contents() == [
+        "balanced (default), threshold 1.000", "screening, threshold 0.000"]
+    assert (page.text_content("#operating-point-text") or "").startswith("balanced (default): ")
+    assert urls == [f"{server_url}/predict/batch?operating_point=balanced"]
+    assert [(row["result"], row["point"]) for row in rows] == \
+        [("no tumor flagged", "balanced (threshold 1.000)")]

@@ -20,6 +20,11 @@ function batchLimit() {
   return Number.parseInt(content, 10) || 32;
 }
 
+// The service's MRI_OPERATING_POINT ("" when unset), served with the page.
+function configuredPoint() {
+  return document.querySelector('meta[name="operating-point"]').content;
+}
+
 async function loadCard() {
   if (state.card) return;
   state.card = await fetchCard().catch(() => null);
@@ -28,7 +33,7 @@ async function loadCard() {
     text.textContent = "The model is not ready yet; the operating point appears once it is.";
     return;
   }
-  const points = operatingPoints(state.card);
+  const points = operatingPoints(state.card, configuredPoint());
   state.point = points[0];
   offerPoints(points);
   text.textContent = points.length > 1

@@ -55,17 +55,19 @@ function measure(raw) {
 
 // The card's operating points, the default first (see service/operating_points.py): its
 // named ones ({default, name: {threshold, test: {sensitivity, specificity}}}, each `named`,
-// requested by name), else its single threshold with the test metrics.
-export function operatingPoints(card) {
+// requested by name), else its single threshold with the test metrics. The default is the
+// service's (`configured`, its MRI_OPERATING_POINT) when the card has it, else the card's.
+export function operatingPoints(card, configured = "") {
   const named = card.operating_points;
   if (named && typeof named === "object") {
+    const defaultName = configured && named[configured] ? configured : named.default;
     const points = Object.entries(named)
       .filter(([, point]) => point && typeof point.threshold === "number")
       .map(([name, point]) => ({
         name, threshold: point.threshold, named: true,
         sensitivity: measure(point.test && point.test.sensitivity),
         specificity: measure(point.test && point.test.specificity),
-        isDefault: name === named.default,
+        isDefault: name === defaultName,
       }));
     if (points.length) return points.sort((a, b) => Number(b.isDefault) - Number(a.isDefault));
   }
