@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(
         default=32, ge=1, description="Most files in one /predict/batch request."
     )
+    operating_point: str | None = Field(
+        default=None,
+        description="Default operating point (e.g. screening or balanced) when a request names "
+        "none; unset: the model card's default. When the served model's card does not define "
+        "it, a warning is logged as the model loads (start-up, reload) and the card's default "
+        "is used.",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="When set, the prediction routes (/predict, /v2 infer) and "
         "/admin/reload require it in the X-API-Key header."
@@ -164,10 +171,25 @@ class Settings(BaseSettings):
     def lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("model_name", "api_key", "model_version", mode="before")
+    @field_validator("model_name", "api_key", "model_version", "operating_point",
+                     mode="before")
     @classmethod
     def empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("operating_point")
+    @classmethod
+    def plain_operating_point(cls, value: str | None) -> str | None:
+        # Whether the card defines it is checked when a model loads (a warning, then the
+        # card's default): a reload may bring a card that does.
+        if value is None:
+            return None
+        if value.strip() != value or not value:
+            raise ValueError("must be an operating point's name, without spaces around it")
+        if value == "default":
+            raise ValueError("'default' names no operating point: leave MRI_OPERATING_POINT "
+                             "unset for the model card's default")
+        return value
 
     @field_validator("model_name")
     @classmethod

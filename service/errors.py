@@ -168,6 +168,21 @@ class NotAcceptable(InvalidInput):
         super().__init__(detail, available_media_types=list(available))
 
 
+class UnknownOperatingPoint(InvalidInput):
+    """`?operating_point=` names a point the served model's card does not define."""
+
+    reason = "unknown_operating_point"
+
+    def __init__(self, requested: str, available: Sequence[str]) -> None:
+        known = ", ".join(available) if available else "none (it uses its card's threshold)"
+        super().__init__(
+            f"The served model has no operating point '{requested}'. Its operating points: "
+            f"{known}.",
+            operating_point=requested,
+            available_operating_points=list(available),
+        )
+
+
 class NotBrainMRI(InvalidInput):
     """The model's input gate scores the image below the card's threshold: it does not look
     like the brain MRI slices the model was trained on, so no label is given."""

@@ -2,10 +2,10 @@
 sensitivity and specificity, and what they mean in plain words ("flags about 90 of 100 tumor
 slices"). Every figure comes from the card; a card without measurements says so.
 
-A card may name several points (`operating_points`: {name: {threshold, sensitivity,
-specificity, ...}}, the default named by `operating_points.default` or
-`default_operating_point`); otherwise its single threshold is "the model's operating point",
-with the test split's recall and specificity from `metrics`.
+A card may name several points (`operating_points`: {"default": name, name: {threshold,
+test: {sensitivity, specificity, ...}, ...}}, see docs/model-contract.md); otherwise its single
+threshold is "the model's operating point", with the test split's recall and specificity from
+`metrics`. Which point answers a request is service/operating_point_choice.py's job.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from model_contract import ModelCard
+from model_contract import ModelCard, OperatingPoints
+from model_contract import OperatingPoint as ContractPoint
 
 SINGLE_POINT_NAME = "the model's operating point"
 
@@ -69,30 +70,29 @@ class OperatingPoint:
                 f"slices; {flagged.per_hundred()} {negative} slices are flagged too.")
 
 
-def _named_points(card: ModelCard, raw: dict[str, Any]) -> list[OperatingPoint]:
-    default = raw.get("default", card.extra.get("default_operating_point"))
-    points = [
+def _measured(point: ContractPoint, key: str) -> Measure | None:
+    """A rate from the point's `test` section (sensitivity, specificity)."""
+    return Measure.from_json((point.test or {}).get(key))
+
+
+def _named_points(points: OperatingPoints) -> list[OperatingPoint]:
+    named = [
         OperatingPoint(
-            name=str(name),
-            threshold=float(point["threshold"]),
-            sensitivity=Measure.from_json(point.get("sensitivity", point.get("recall"))),
-            specificity=Measure.from_json(point.get("specificity")),
-            is_default=name == default if isinstance(default, str)
-            else float(point["threshold"]) == card.threshold,
+            name=name,
+            threshold=point.threshold,
+            sensitivity=_measured(point, "sensitivity"),
+            specificity=_measured(point, "specificity"),
+            is_default=name == points.default,
         )
-        for name, point in raw.items()
-        if isinstance(point, dict) and isinstance(point.get("threshold"), int | float)
+        for name, point in points.points.items()
     ]
-    return sorted(points, key=lambda point: not point.is_default)
+    return sorted(named, key=lambda point: not point.is_default)
 
 
 def operating_points(card: ModelCard) -> list[OperatingPoint]:
     """The card's operating points, the default first."""
-    raw = card.extra.get("operating_points")
-    if isinstance(raw, dict):
-        named = _named_points(card, raw)
-        if named:
-            return named
+    if card.operating_points is not None:
+        return _named_points(card.operating_points)
     metrics = card.metrics or {}
     return [OperatingPoint(
         name=SINGLE_POINT_NAME,

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from model_contract import CardError, LayoutError, find_version_dir, read_card
+from model_contract import CardError, LayoutError, ModelCard, find_version_dir, read_card
 from model_contract.dicom import is_dicom
 from service.batching import MicroBatcher
 from service.config import Settings
@@ -32,6 +32,7 @@ from service.gc_tuning import GCPauseObserver, freeze_long_lived_heap, refreeze_
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
 from service.model import Explanation, ModelAnswer, ModelRunner, configure_tensorflow_threads
+from service.operating_point_choice import available, configured_is_usable
 
 logger = logging.getLogger("service")
 # Failures whose message says it all; anything else is logged with its type.
@@ -206,6 +207,7 @@ class Runtime:
         previous, self._active = self._active, (runner, batcher)
         card = runner.card
         self.metrics.model_info.labels(card.name, str(card.version)).set(1)
+        _check_operating_point(card, self.settings.operating_point)
         if previous is None:
             return
         old_card, old_batcher = previous[0].card, previous[1]
@@ -300,3 +302,12 @@ class Runtime:
         explanation = runner.explain(canonical)
         self.metrics.explain_seconds.observe(time.perf_counter() - started)
         return explanation
+
+
+def _check_operating_point(card: ModelCard, configured: str | None) -> None:
+    if not configured_is_usable(card, configured):
+        logger.warning(
+            "MRI_OPERATING_POINT=%s is not one of the model's operating points (%s); "
+            "requests naming none get the card's default", configured,
+            ", ".join(available(card)) or "none",
+        )

@@ -44,7 +44,11 @@ class Prediction(BaseModel):
     label: str = Field(description="The model card's positive class when tumor_probability >= "
                        "threshold, else the other class.", examples=["tumor"])
     tumor_probability: float = Field(ge=0.0, le=1.0, description="P(tumor), in [0, 1].")
-    threshold: float = Field(ge=0.0, le=1.0, description="The model card's decision threshold.")
+    threshold: float = Field(ge=0.0, le=1.0, description="The decision threshold applied: the "
+                             "operating point's, or the model card's when it has none.")
+    operating_point: str | None = Field(
+        default=None, description="The operating point used (`screening`, `balanced`, ...); "
+        "null for a model whose card defines none.", examples=["screening"])
     model: ModelRef
     dicom: DicomRef | None = Field(default=None, description=DICOM_FIELD_DESCRIPTION)
     input_check: InputCheck | None = Field(
@@ -78,6 +82,7 @@ class BatchItem(BaseModel):
     label: str | None = None
     tumor_probability: float | None = Field(default=None, ge=0.0, le=1.0)
     threshold: float | None = None
+    operating_point: str | None = None
     model: ModelRef | None = None
     dicom: DicomRef | None = None
     input_check: InputCheck | None = None

@@ -20,10 +20,13 @@ from service.images import PreparedImage
 from service.model import Explanation as ModelExplanation
 from service.model import ModelAnswer
 from service.negotiation import prefers
+from service.operating_point_choice import Decision
 from service.problems import ProblemDetails, problem_responses
 from service.routes.predict import (
     ACCEPTED_NOTE,
     NOT_BRAIN_MRI_NOTE,
+    OperatingPointQuery,
+    decision_for,
     read_one,
     refuse_several_files,
 )
@@ -48,14 +51,15 @@ def wants_png(accept: str | None) -> bool:
 
 def explanation_body(
     card: ModelCard, result: ModelExplanation, prepared: PreparedImage,
-    check: GateCheck | None,
+    check: GateCheck | None, decision: Decision,
 ) -> Explanation:
     height, width = result.heatmap.shape
     identity = prepared.dicom
     return Explanation(
-        label=card.label_for(result.probability),
+        label=card.label_for(result.probability, decision.threshold),
         tumor_probability=result.probability,
-        threshold=card.threshold,
+        threshold=decision.threshold,
+        operating_point=decision.operating_point,
         model=ModelRef(name=card.name, version=card.version),
         dicom=DicomRef(**identity.as_dict()) if identity is not None else None,
         input_check=None if check is None else InputCheck(**dataclasses.asdict(check)),
@@ -77,18 +81,22 @@ async def explain(
     metrics: MetricsDep,
     _: ApiKeyDep,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    operating_point: OperatingPointQuery = None,
 ) -> Response | Explanation:
     runner, _batcher = runtime.ready_parts()
     if not runner.can_explain:
         raise ExplainUnsupported(runner.card.name, runner.card.version)
+    decision = decision_for(runner.card, operating_point, runtime)
     await refuse_several_files(request)
     prepared = await read_one(file, runtime, "/explain")
     result = await runtime.explain(runner, prepared.canonical)
     # The same input gate and MRI_INPUT_GATE mode as /predict (NotBrainMRI when it refuses).
     answer = ModelAnswer(result.probability, result.brain_mri_score)
     check = check_input(answer, runner.card, runtime.settings.input_gate)
-    metrics.explanations.labels(label=runner.card.label_for(result.probability)).inc()
+    label = runner.card.label_for(result.probability, decision.threshold)
+    metrics.explanations.labels(label=label).inc()
     if wants_png(accept):
         overlay = await run_in_threadpool(overlay_png, prepared.canonical, result.heatmap)
         return Response(overlay, media_type=PNG)
-    return await run_in_threadpool(explanation_body, runner.card, result, prepared, check)
+    return await run_in_threadpool(explanation_body, runner.card, result, prepared, check,
+                                   decision)

@@ -18,7 +18,14 @@ from service import __version__
 from service.batching import MicroBatcher
 from service.config import Settings
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
-from service.errors import FileTooLarge, ModelNotFound, MultiFrame, ServiceError, TooManyFiles
+from service.errors import (
+    FileTooLarge,
+    InvalidInferenceRequest,
+    ModelNotFound,
+    MultiFrame,
+    ServiceError,
+    TooManyFiles,
+)
 from service.images import PreparedImage
 from service.metrics import Metrics
 from service.model import ModelAnswer, ModelRunner
@@ -33,7 +40,8 @@ from service.oip_wire import (
     parse_request,
     read_images,
 )
-from service.routes.predict import prediction_for
+from service.operating_point_choice import Decision
+from service.routes.predict import decision_for, prediction_for
 from service.runtime import Runtime
 from service.schemas import Prediction
 
@@ -69,6 +77,14 @@ INFER_BODY = {
         }},
     },
 }
+
+
+INFER_NOTE = (
+    "The request's `parameters.operating_point` names one of the model card's operating points "
+    "(what /predict takes as `?operating_point=`; unset: MRI_OPERATING_POINT, else the card's "
+    "default; an unknown name is 422). The response's `parameters.operating_point` names the "
+    "one the labels used; it is absent for a model whose card defines none."
+)
 
 
 def body_limit(settings: Settings) -> int:
@@ -190,7 +206,7 @@ async def checked_image(runtime: Runtime, index: int, image: bytes) -> PreparedI
 
 async def classify(
     runtime: Runtime, runner: ModelRunner, batcher: MicroBatcher[ModelAnswer],
-    images: list[bytes], metrics: Metrics,
+    images: list[bytes], metrics: Metrics, decision: Decision,
 ) -> list[Prediction]:
     """/predict's path for N images at once: the same checks, the batcher, the same answers;
     the whole request fails when one image does (the protocol has no per-element errors)."""
@@ -206,24 +222,39 @@ async def classify(
             if isinstance(answer, BaseException):
                 raise answer
             predictions.append(prediction_for(runner.card, answer, runtime.settings.input_gate,
-                                              metrics, prepared[index]))
+                                              metrics, prepared[index], decision))
         except ServiceError as error:
             raise for_element(index, error) from None
     return predictions
 
 
+def requested_point(inference: InferenceRequest) -> str | None:
+    """The request's `parameters.operating_point` (the protocol's place for what /predict
+    takes as `?operating_point=`); None: MRI_OPERATING_POINT or the card's default."""
+    requested = inference.parameters.get("operating_point")
+    if requested is not None and not isinstance(requested, str):
+        raise InvalidInferenceRequest(
+            "parameters.operating_point must be a string naming one of the model card's "
+            "operating points.")
+    return requested
+
+
 @model_route("POST", "/infer", "Classify N encoded images (the Open Inference Protocol)",
-             openapi_extra={"requestBody": INFER_BODY},
+             openapi_extra={"requestBody": INFER_BODY}, description=INFER_NOTE,
              responses=errors(400, 401, 404, 413, 415, 422, 503))
 async def infer(request: Request, runtime: RuntimeDep, metrics: MetricsDep, _: ApiKeyDep,
                 model_name: str, model_version: str | None = None) -> Response:
     runner, batcher = served(runtime, model_name, model_version)
     inference, binary = parse_request(await request.body(), request.headers.get(HEADER_LENGTH))
     images = read_images(inference, binary)
-    tensors = output_tensors(await classify(runtime, runner, batcher, images, metrics))
+    decision = decision_for(runner.card, requested_point(inference), runtime)
+    predictions = await classify(runtime, runner, batcher, images, metrics, decision)
+    tensors = output_tensors(predictions)
     card = runner.card
     names, binary_names = binary_outputs(inference, list(tensors))
     header: dict[str, Any] = {"model_name": card.name, "model_version": str(card.version)}
+    if decision.operating_point is not None:
+        header["parameters"] = {"operating_point": decision.operating_point}
     if inference.id is not None:
         header["id"] = inference.id
     body, headers = encode_response(header, [tensors[name] for name in names], binary_names)

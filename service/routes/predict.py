@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi import APIRouter, File, Header, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -32,6 +32,7 @@ from service.gate import GateMode, check_input
 from service.images import PreparedImage
 from service.metrics import Metrics
 from service.model import ModelAnswer
+from service.operating_point_choice import Decision, decide
 from service.problems import ProblemDetails, problem_responses, record_rejection, to_problem
 from service.runtime import Runtime
 from service.schemas import (
@@ -70,21 +71,37 @@ REPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+OperatingPointQuery = Annotated[
+    str | None,
+    Query(description="Named operating point of the model card (e.g. `screening`, the usual "
+          "default, or `balanced`); unset: MRI_OPERATING_POINT, else the card's default. An "
+          "unknown name is 422 `unknown_operating_point`, listing the card's names. Models "
+          "without operating points use their card's threshold.",
+          examples=["screening"]),
+]
+
+
+def decision_for(card: ModelCard, requested: str | None, runtime: Runtime) -> Decision:
+    return decide(card, requested, runtime.settings.operating_point)
+
+
 def prediction_for(
     card: ModelCard, answer: ModelAnswer, mode: GateMode, metrics: Metrics,
-    prepared: PreparedImage,
+    prepared: PreparedImage, decision: Decision,
 ) -> Prediction:
-    """The answer for one image, after the input gate (NotBrainMRI when it refuses it)."""
+    """The answer for one image at the decision's threshold, after the input gate
+    (NotBrainMRI when it refuses it)."""
     if answer.brain_mri_score is not None and mode is not GateMode.OFF:
         metrics.brain_mri_scores.observe(answer.brain_mri_score)
     check = check_input(answer, card, mode)
-    label = card.label_for(answer.tumor_probability)
+    label = card.label_for(answer.tumor_probability, decision.threshold)
     metrics.predictions.labels(label=label).inc()
     identity = prepared.dicom
     return Prediction(
         label=label,
         tumor_probability=answer.tumor_probability,
-        threshold=card.threshold,
+        threshold=decision.threshold,
+        operating_point=decision.operating_point,
         model=ModelRef(name=card.name, version=card.version),
         dicom=DicomRef(**identity.as_dict()) if identity is not None else None,
         input_check=None if check is None else InputCheck(**dataclasses.asdict(check)),
@@ -160,15 +177,18 @@ async def predict(
     metrics: MetricsDep,
     _: ApiKeyDep,
     accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
+    operating_point: OperatingPointQuery = None,
 ) -> Prediction | Response:
-    runtime.ready_parts()  # 503 before the upload is read
+    runner, _batcher = runtime.ready_parts()  # 503 before the upload is read
+    decision = decision_for(runner.card, operating_point, runtime)  # 422 before it, too
     await refuse_several_files(request)
-    return await answer_one(await read_checked(file, runtime), runtime, metrics, accept)
+    images = await read_checked(file, runtime)
+    return await answer_one(images, runtime, metrics, accept, decision)
 
 
 async def answer_one(
     images: list[PreparedImage], runtime: Runtime, metrics: Metrics, accept: str | None,
-    route: str = "/predict",
+    decision: Decision, route: str = "/predict",
 ) -> Prediction | Response:
     """The answer to one checked upload (/predict, /predict/raw): JSON, or the DICOM report."""
     runner, batcher = runtime.ready_parts()
@@ -176,7 +196,7 @@ async def answer_one(
     report = answers_report(accept, prepared)
     answer = await batcher.predict(prepared.canonical)
     prediction = prediction_for(runner.card, answer, runtime.settings.input_gate, metrics,
-                                prepared)
+                                prepared, decision)
     if report and prepared.dicom is not None:
         return await report_response(prediction, prepared.dicom, runner.card)
     return prediction
@@ -193,14 +213,14 @@ def batch_error(error: BaseException, runtime: Runtime, metrics: Metrics) -> Pro
 
 def batch_item(
     filename: str, prepared: PreparedImage, answer: ModelAnswer | BaseException,
-    card: ModelCard, runtime: Runtime, metrics: Metrics,
+    card: ModelCard, runtime: Runtime, metrics: Metrics, decision: Decision,
 ) -> BatchItem:
     """One image's entry: its prediction, or its own error (a refusal by the gate too)."""
     try:
         if isinstance(answer, BaseException):
             raise answer
         prediction = prediction_for(card, answer, runtime.settings.input_gate, metrics,
-                                    prepared)
+                                    prepared, decision)
     except ServiceError as error:
         return BatchItem(filename=filename, frame=prepared.frame,
                          error=batch_error(error, runtime, metrics))
@@ -223,9 +243,11 @@ async def predict_batch(
     runtime: RuntimeDep,
     metrics: MetricsDep,
     _: ApiKeyDep,
+    operating_point: OperatingPointQuery = None,
 ) -> BatchPrediction:
     runner, batcher = runtime.ready_parts()
     card = runner.card
+    decision = decision_for(card, operating_point, runtime)
     limit = runtime.settings.max_batch_files
     if len(files) > limit:
         raise TooManyFiles(len(files), limit)
@@ -248,6 +270,6 @@ async def predict_batch(
             continue
         for prepared in outcome:
             results.append(
-                batch_item(filename, prepared, next(answers), card, runtime, metrics)
+                batch_item(filename, prepared, next(answers), card, runtime, metrics, decision)
             )
     return BatchPrediction(results=results, model=ModelRef(name=card.name, version=card.version))

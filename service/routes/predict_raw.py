@@ -14,7 +14,14 @@ from starlette.responses import Response
 from service.deps import ApiKeyDep, MetricsDep, RuntimeDep
 from service.errors import FileTooLarge
 from service.problems import Problem, problem_responses
-from service.routes.predict import ACCEPT_NOTE, ACCEPTED_NOTE, REPORT_RESPONSE, answer_one
+from service.routes.predict import (
+    ACCEPT_NOTE,
+    ACCEPTED_NOTE,
+    REPORT_RESPONSE,
+    OperatingPointQuery,
+    answer_one,
+    decision_for,
+)
 from service.schemas import Prediction
 
 router = APIRouter(tags=["predict"])
@@ -45,6 +52,7 @@ async def predict_raw(
     metrics: MetricsDep,
     _: ApiKeyDep,
     accept: Annotated[str | None, Header(description=ACCEPT_NOTE)] = None,
+    operating_point: OperatingPointQuery = None,
 ) -> Prediction | Response:
     content_type = request.headers.get("content-type", "")
     if not is_raw_media_type(content_type):
@@ -54,9 +62,11 @@ async def predict_raw(
             f"application/octet-stream, not {content_type or 'no Content-Type'}; "
             "multipart uploads go to /predict.",
         )
-    runtime.ready_parts()  # 503 before the body is read
+    runner, _batcher = runtime.ready_parts()  # 503 before the body is read
+    decision = decision_for(runner.card, operating_point, runtime)
     data = await request.body()
     limit = runtime.settings.max_upload_bytes
     if len(data) > limit:
         raise FileTooLarge(len(data), limit)
-    return await answer_one(await runtime.prepare(data), runtime, metrics, accept, RAW_PATH)
+    images = await runtime.prepare(data)
+    return await answer_one(images, runtime, metrics, accept, decision, RAW_PATH)

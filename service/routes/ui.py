@@ -3,6 +3,7 @@ service/static/, no build step, every asset served from here (no CDN: works offl
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -28,8 +29,10 @@ DOCS_POLICY = (
 )
 
 
-# The upload page learns the service's batch limit from this placeholder, filled per request.
+# The upload page learns the service's batch limit and MRI_OPERATING_POINT from these
+# placeholders, filled per request.
 BATCH_LIMIT_PLACEHOLDER = "__MAX_BATCH_FILES__"
+OPERATING_POINT_PLACEHOLDER = "__OPERATING_POINT__"
 
 
 def page(name: str, policy: str, fill: dict[str, str] | None = None) -> HTMLResponse:
@@ -41,8 +44,10 @@ def page(name: str, policy: str, fill: dict[str, str] | None = None) -> HTMLResp
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
 async def upload_page(settings: SettingsDep) -> HTMLResponse:
-    return page("index.html", PAGE_POLICY,
-                {BATCH_LIMIT_PLACEHOLDER: str(settings.max_batch_files)})
+    return page("index.html", PAGE_POLICY, {
+        BATCH_LIMIT_PLACEHOLDER: str(settings.max_batch_files),
+        OPERATING_POINT_PLACEHOLDER: escape(settings.operating_point or "", quote=True),
+    })
 
 
 @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)

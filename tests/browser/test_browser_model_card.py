@@ -62,11 +62,13 @@ def test_the_operating_point_in_plain_words_from_the_shipped_card(
 
 def test_named_operating_points_are_all_explained(page: Any, server_url: str) -> None:
     card = json.loads(SHIPPED_CARD.read_text())
-    card["operating_points"] = {
+    card["operating_points"] = {  # as model_contract writes them
         "default": "screening",
-        "balanced": {"threshold": 0.86, "sensitivity": 0.9, "specificity": 0.96},
-        "screening": {"threshold": 0.31, "sensitivity": {"value": 0.951, "ci95": [0.92, 0.97]},
-                      "specificity": {"value": 0.912, "ci95": [0.88, 0.94]}},
+        "balanced": {"threshold": 0.86, "test": {"sensitivity": {"value": 0.9},
+                                                 "specificity": {"value": 0.96}}},
+        "screening": {"threshold": 0.31, "test": {
+            "sensitivity": {"value": 0.951, "ci95": [0.92, 0.97]},
+            "specificity": {"value": 0.912, "ci95": [0.88, 0.94]}}},
     }
     serve_card(page, server_url, card)
     page.goto(server_url + "/")

@@ -25,6 +25,7 @@ from model_contract import (
     InputGate,
     LayoutError,
     ModelCard,
+    OperatingPoint,
     card_from_dict,
     card_to_dict,
     find_version_dir,
@@ -49,6 +50,10 @@ GATE = {
     "ood_refusal": {"overall": 0.97, "by_kind": {"natural_photos": 0.99},
                     "near_ood": {"head_ct": 0.8}},
 }
+POINTS = {"default": "screening",
+          "screening": {"threshold": 0.31, "rule": "sensitivity >= 0.95", "summary": "flags..",
+                        "test": {"sensitivity": {"value": 0.95, "ci95": [0.93, 0.97]}}},
+          "balanced": {"threshold": 0.55}}
 EXPLAIN = {"signature": "explain", "method": "grad-cam", "layer": "stage4_conv",
            "heatmap_key": "heatmap"}
 
@@ -72,6 +77,8 @@ def test_the_doc_names_every_constant_and_card_field() -> None:
     assert documented == schema
     assert set(example["input_gate"]) == {f.name for f in dataclasses.fields(InputGate)}
     assert set(example["explain"]) == {f.name for f in dataclasses.fields(ExplainSpec)}
+    screening = example["operating_points"]["screening"]
+    assert set(screening) == {f.name for f in dataclasses.fields(OperatingPoint)}
 
 
 def test_the_shipped_card_reads_and_writes_back_unchanged(tmp_path: Path) -> None:
@@ -100,7 +107,8 @@ def test_the_served_card_has_its_gate_and_explain_sections_and_writes_back_uncha
 
 def test_optional_sections_are_typed_and_survive_a_write(tmp_path: Path) -> None:
     raw = {**json.loads((SHIPPED / "assets" / "model_card.json").read_text()),
-           "input_gate": GATE, "explain": EXPLAIN, "operating_points": {"default": "screening"}}
+           "input_gate": GATE, "explain": EXPLAIN, "operating_points": POINTS,
+           "a_future_section": {"kept": True}}
     card = card_from_dict(raw)
     assert card.input_gate is not None and card.input_gate.threshold == -12.3
     assert card.input_gate.acceptance is not None and card.input_gate.acceptance.test == 0.996
@@ -108,7 +116,12 @@ def test_optional_sections_are_typed_and_survive_a_write(tmp_path: Path) -> None
     assert card.input_gate.ood_refusal.by_kind == {"natural_photos": 0.99}
     assert card.input_gate.ood_refusal.near_ood == {"head_ct": 0.8}
     assert card.explain == ExplainSpec(layer="stage4_conv")
-    assert card.extra == {"operating_points": {"default": "screening"}}  # not yet in the schema
+    assert card.operating_points is not None
+    assert card.operating_points.names == ("screening", "balanced")
+    assert card.operating_point() == ("screening", 0.31)
+    assert card.operating_point("balanced") == ("balanced", 0.55)
+    assert card.label_for(0.4, 0.31) == "tumor" and card.label_for(0.4, 0.55) == "healthy"
+    assert card.extra == {"a_future_section": {"kept": True}}  # not in the schema: kept
     version_dir = tmp_path / "m" / "3"
     write_card(version_dir, card)
     assert read_card(version_dir) == card
@@ -120,6 +133,10 @@ def test_optional_sections_are_typed_and_survive_a_write(tmp_path: Path) -> None
     ({"threshold": 1.5}, "threshold"),
     ({"classes": ["a"]}, "two names"),
     ({"input_gate": {"method": "x"}}, "threshold"),
+    ({"operating_points": {"default": "sensitive", "screening": {"threshold": 0.3}}},
+     "sensitive"),
+    ({"operating_points": {"default": "screening", "screening": {"threshold": 3}}},
+     "threshold"),
 ])
 def test_invalid_cards_are_refused_with_the_reason(
     tmp_path: Path, change: dict[str, object], message: str

@@ -45,11 +45,14 @@ def test_openapi_describes_the_contract(client: TestClient) -> None:
     assert "application/problem+json" in predict["responses"]["415"]["content"]
     assert "HTTPValidationError" not in json.dumps(document)
     prediction = document["components"]["schemas"]["Prediction"]["properties"]
-    assert set(prediction) == {"label", "tumor_probability", "threshold", "model", "dicom",
-                               "input_check"}
+    assert set(prediction) == {"label", "tumor_probability", "threshold", "operating_point",
+                               "model", "dicom", "input_check"}
     check = document["components"]["schemas"]["InputCheck"]["properties"]
     assert set(check) == {"brain_mri_score", "brain_mri_threshold", "passed"}
     assert "not_brain_mri" in predict["responses"]["422"]["description"]
+    for path in ("/predict", "/predict/batch", "/predict/raw", "/explain"):
+        parameters = paths[path]["post"]["parameters"]
+        assert ("operating_point", "query") in [(p["name"], p["in"]) for p in parameters]
     assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 

@@ -31,11 +31,14 @@ def test_upload_page_is_served(client: TestClient) -> None:
     assert "not a diagnostic device" in page
 
 
-def test_upload_page_carries_the_batch_limit(make_client: Any) -> None:
-    with make_client(max_batch_files=7) as client:
+def test_upload_page_carries_the_batch_limit_and_the_operating_point(
+    make_client: Any,
+) -> None:
+    with make_client(max_batch_files=7, operating_point='bal"anced<') as client:
         page = client.get("/").text
     assert '<meta name="max-batch-files" content="7">' in page
-    assert "__MAX_BATCH_FILES__" not in page
+    assert '<meta name="operating-point" content="bal&quot;anced&lt;">' in page  # escaped
+    assert "__MAX_BATCH_FILES__" not in page and "__OPERATING_POINT__" not in page
 
 
 def test_static_files_are_served(client: TestClient) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from model_contract import ModelCard
+from model_contract import ModelCard, OperatingPoint, OperatingPoints
 from model_contract.card import read_card
 from service.card_page import render_card_page
 from service.operating_points import SINGLE_POINT_NAME, operating_points
@@ -28,18 +28,23 @@ def test_the_single_threshold_is_the_models_operating_point() -> None:
 
 
 def test_named_operating_points_default_first() -> None:
-    card = shipped_card()
-    card = dataclasses.replace(card, extra={**card.extra, "operating_points": {
-        "balanced": {"threshold": 0.86, "sensitivity": 0.9, "specificity": 0.96},
-        "screening": {"threshold": 0.3, "sensitivity": {"value": 0.95, "ci95": [0.92, 0.97]},
-                      "specificity": {"value": 0.91}},
-        "default": "screening",
-    }})
+    card = dataclasses.replace(shipped_card(), operating_points=OperatingPoints("screening", {
+        "balanced": OperatingPoint(0.86, test={"sensitivity": {"value": 0.9},
+                                               "specificity": {"value": 0.96}}),
+        "screening": OperatingPoint(0.3, test={
+            "sensitivity": {"value": 0.95, "ci95": [0.92, 0.97]},
+            "specificity": {"value": 0.91}}),
+        "unmeasured": OperatingPoint(0.5),
+    }))
     points = operating_points(card)
-    assert [(p.name, p.is_default) for p in points] == [("screening", True), ("balanced", False)]
+    assert [(p.name, p.is_default) for p in points] == [
+        ("screening", True), ("balanced", False), ("unmeasured", False)]
     assert points[0].plain_words().startswith(
         "On the test split it flags about 95 of 100 (95% interval 92 to 97) tumor slices; "
         "about 9 of 100 healthy")
+    assert "holds no measured sensitivity or specificity" in points[2].plain_words()
+    page = render_card_page(card, SHIPPED, None)
+    assert "screening (default)" in page and "<td>0.860</td>" in page
 
 
 def test_a_card_without_measurements_says_so() -> None:

@@ -30,12 +30,14 @@ def test_environment_variables_set_every_field(
         "MRI_DECODE_MEMORY_BYTES": "33554432",
         "MRI_MODEL_VERSION": "2",
         "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report", "MRI_GC_FREEZE": "false",
+        "MRI_OPERATING_POINT": "balanced",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert {f"MRI_{name.upper()}" for name in Settings.model_fields} == set(values)
     assert settings.host == "0.0.0.0" and settings.port == 9001
+    assert settings.operating_point == "balanced"
     assert settings.model_dir == tmp_path and settings.model_name == "brain-tumor-cnn"
     assert (settings.max_batch_size, settings.max_wait_ms, settings.queue_size) == (16, 0, 64)
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "zq-secret-9"
@@ -123,6 +125,19 @@ def test_a_batch_larger_than_the_queue_is_refused_at_start_up(
     code, lines = run_main([], capsys)
     assert code == 2 and len(lines) == 1
     assert "MRI_QUEUE_SIZE (8)" in lines[0] and "MRI_MAX_BATCH_FILES (16)" in lines[0]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("default", "leave MRI_OPERATING_POINT unset"), (" balanced", "without spaces"),
+])
+def test_an_operating_point_that_cannot_be_a_name_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv("MRI_OPERATING_POINT", value)
+    code, lines = run_main([], capsys)
+    assert code == 2 and len(lines) == 1
+    assert "MRI_OPERATING_POINT" in lines[0] and message in lines[0]
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", "a\\b"])

@@ -30,13 +30,18 @@ async function readProblem(response) {
   }
 }
 
+// A route with the chosen operating point as `?operating_point=` (none: the server's default).
+export function withPoint(route, pointName) {
+  return pointName ? `${route}?${new URLSearchParams({ operating_point: pointName })}` : route;
+}
+
 // One chunk: {items} on success, {split} when it must be sent smaller, else {problem}.
-async function sendChunk(files) {
+async function sendChunk(files, pointName) {
   const body = new FormData();
   for (const file of files) body.append("files", file, file.name);
   let response;
   try {
-    response = await fetch("/predict/batch",
+    response = await fetch(withPoint("/predict/batch", pointName),
       { method: "POST", body, headers: headers("application/json") });
   } catch {
     // A server may close the connection on a body over its limit before answering 413.
@@ -71,13 +76,14 @@ function chunked(files, size) {
   return chunks;
 }
 
-// Classify every file; onChunk(file/items pairs) is called as each chunk is answered.
-export async function classifyAll(files, limit, onChunk) {
+// Classify every file at the named operating point (null: the server's default);
+// onChunk(file/items pairs) is called as each chunk is answered.
+export async function classifyAll(files, limit, onChunk, pointName = null) {
   let size = Math.max(1, limit);
   const queue = chunked(files, size);
   while (queue.length) {
     const chunk = queue.shift();
-    const outcome = await sendChunk(chunk);
+    const outcome = await sendChunk(chunk, pointName);
     if (outcome.split) {
       size = Math.min(size, outcome.split);
       queue.unshift(...chunked(chunk, outcome.split));

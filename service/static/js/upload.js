@@ -1,6 +1,7 @@
 // The upload page: choose or drop any number of scans, classify them through /predict/batch
 // in chunks with progress, and show the results table (sortable, exportable as CSV), the
-// heatmap one click away, and what the operating point means in plain words.
+// heatmap one click away, and what the operating point means in plain words (with a choice
+// of operating point when the model card names several).
 "use strict";
 
 import { classifyAll, fetchCard } from "./api.js";
@@ -19,6 +20,11 @@ function batchLimit() {
   return Number.parseInt(content, 10) || 32;
 }
 
+// The service's MRI_OPERATING_POINT ("" when unset), served with the page.
+function configuredPoint() {
+  return document.querySelector('meta[name="operating-point"]').content;
+}
+
 async function loadCard() {
   if (state.card) return;
   state.card = await fetchCard().catch(() => null);
@@ -27,12 +33,30 @@ async function loadCard() {
     text.textContent = "The model is not ready yet; the operating point appears once it is.";
     return;
   }
-  const points = operatingPoints(state.card);
+  const points = operatingPoints(state.card, configuredPoint());
   state.point = points[0];
+  offerPoints(points);
   text.textContent = points.length > 1
     ? points.map((point) => `${point.name}${point.isDefault ? " (default)" : ""}: `
       + pointWords(point, state.card)).join(" ")
     : `At ${state.point.name}: ${pointWords(state.point, state.card)}`;
+}
+
+// The operating point selector, shown only for a card with named points (the default first).
+function offerPoints(points) {
+  if (!points[0].named) return;
+  const select = element("point-select");
+  select.replaceChildren(...points.map((point) => {
+    const option = document.createElement("option");
+    option.value = point.name;
+    option.textContent = `${point.name}${point.isDefault ? " (default)" : ""}, threshold `
+      + point.threshold.toFixed(3);
+    return option;
+  }));
+  select.addEventListener("change", () => {
+    state.point = points.find((point) => point.name === select.value) || points[0];
+  });
+  element("point-row").hidden = false;
 }
 
 function choose(files) {
@@ -70,7 +94,7 @@ async function classify() {
     done += answered.length;
     progress(done, files.length);
     showRows(state.rows);
-  });
+  }, state.point && state.point.named ? state.point.name : null);
   await loadThumbnails(state.rows, updateThumbnail);
 }
 

@@ -53,25 +53,28 @@ function measure(raw) {
   return null;
 }
 
-// The card's operating points, the default first (see service/operating_points.py).
-export function operatingPoints(card) {
+// The card's operating points, the default first (see service/operating_points.py): its
+// named ones ({default, name: {threshold, test: {sensitivity, specificity}}}, each `named`,
+// requested by name), else its single threshold with the test metrics. The default is the
+// service's (`configured`, its MRI_OPERATING_POINT) when the card has it, else the card's.
+export function operatingPoints(card, configured = "") {
   const named = card.operating_points;
-  const fallbackDefault = card.default_operating_point;
   if (named && typeof named === "object") {
-    const defaultName = typeof named.default === "string" ? named.default : fallbackDefault;
+    const defaultName = configured && named[configured] ? configured : named.default;
     const points = Object.entries(named)
       .filter(([, point]) => point && typeof point.threshold === "number")
       .map(([name, point]) => ({
-        name, threshold: point.threshold,
-        sensitivity: measure(point.sensitivity ?? point.recall),
-        specificity: measure(point.specificity),
-        isDefault: defaultName ? name === defaultName : point.threshold === card.threshold,
+        name, threshold: point.threshold, named: true,
+        sensitivity: measure(point.test && point.test.sensitivity),
+        specificity: measure(point.test && point.test.specificity),
+        isDefault: name === defaultName,
       }));
     if (points.length) return points.sort((a, b) => Number(b.isDefault) - Number(a.isDefault));
   }
   const metrics = card.metrics || {};
   return [{
     name: "the model's operating point", threshold: card.threshold, isDefault: true,
+    named: false,
     sensitivity: measure(metrics.sensitivity ?? metrics.recall),
     specificity: measure(metrics.specificity),
   }];
