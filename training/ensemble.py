@@ -83,28 +83,32 @@ def build_ensemble(members: Sequence[keras.Model], temperature: float, flip_tta:
     return keras.Model(inputs, output, name="ensemble")
 
 
-def with_first_member_features(ensemble: keras.Model, first: keras.Model) -> keras.Model:
-    """The ensemble with a second output: `first`'s second output, where `first` is the first
-    member with an extra output (pixels -> [P(tumor), features], input_gate.feature_model). It
-    stands in for that member on the unmirrored slice, so the network still runs once."""
+def with_member_features(ensemble: keras.Model,
+                         with_features: Sequence[keras.Model]) -> keras.Model:
+    """The ensemble with a second output: the list of each member's features, where
+    `with_features[k]` is member k with an extra output (pixels -> [P(tumor), features],
+    input_gate.feature_model). They stand in for the members on the unmirrored slice, so each
+    network still runs once per view."""
     members = ensemble_members(ensemble)
     flip = any(layer.name == MIRROR_LAYER for layer in ensemble.layers)
-    inputs, output, features = _graph(members, ensemble.get_layer(OUTPUT_KEY), flip, first)
+    inputs, output, features = _graph(members, ensemble.get_layer(OUTPUT_KEY), flip,
+                                      with_features)
     return keras.Model(inputs, [output, features], name=f"{ensemble.name}_with_gate_features")
 
 
 def _graph(members: Sequence[keras.Model], calibration: layers.Layer, flip_tta: bool,
-           first: keras.Model | None = None) -> tuple[Any, Any, Any]:
+           with_features: Sequence[keras.Model] = ()) -> tuple[Any, Any, list[Any]]:
     shape = tuple(int(d) for d in members[0].input_shape[1:])
     inputs = keras.Input(shape, name="pixels")
     views = [inputs, MirrorLeftRight(name=MIRROR_LAYER)(inputs)] if flip_tta else [inputs]
     logit_layer = Logit(name="member_logits")
     logits: list[Any] = []
-    features = None
+    features: list[Any] = []
     for index, member in enumerate(members):
         for view in views:
-            if first is not None and index == 0 and view is inputs:
-                probability, features = first(view)
+            if with_features and view is inputs:
+                probability, member_features = with_features[index](view)
+                features.append(member_features)
             else:
                 probability = member(view)
             logits.append(logit_layer(probability))

@@ -39,7 +39,7 @@ from model_contract import (
     write_card,
 )
 from training.gradcam import GateScore, explain_spec, make_explain_fn
-from training.input_gate import FittedGate, feature_model, make_gate_preprocess_fn
+from training.input_gate import Gate, feature_model, make_gate_preprocess_fn
 from training.preprocessing import PreprocessConfig, make_preprocess_fn
 
 PredictFn = Callable[[Sequence[bytes]], np.ndarray]
@@ -66,6 +66,14 @@ class StagedExport:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class GateWeights(tf.Module):  # type: ignore[misc]
+    """The input gate's variables, for the export to track."""
+
+    def __init__(self, weights: Sequence[tf.Variable]) -> None:
+        super().__init__(name="input_gate")
+        self.gate_weights = list(weights)
+
+
 def input_spec(preprocess: PreprocessConfig) -> InputSpec:
     colour = "greyscale" if preprocess.channels == 1 else "RGB"
     crop = "cropped to the brain's bounding box, " if preprocess.crop_to_brain else ""
@@ -85,7 +93,7 @@ def input_spec(preprocess: PreprocessConfig) -> InputSpec:
 
 
 def _archive(
-    model: keras.Model, preprocess: PreprocessConfig, gate: FittedGate | None, explain: bool
+    model: keras.Model, preprocess: PreprocessConfig, gate: Gate | None, explain: bool
 ) -> keras.export.ExportArchive:
     preprocess_batch = make_preprocess_fn(preprocess)
     # With a gate, one pass of the network gives P(tumor) and the gate's features.
@@ -116,6 +124,8 @@ def _archive(
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    if gate is not None:  # its matrices, created here (eagerly) and stored once
+        archive.track(GateWeights(gate.weights))
     archive.add_endpoint(
         name=SERVING_SIGNATURE,
         fn=serve,
@@ -135,7 +145,7 @@ def stage_export(
     preprocess: PreprocessConfig,
     models_dir: Path,
     name: str,
-    gate: FittedGate | None = None,
+    gate: Gate | None = None,
     explain: bool = True,
 ) -> StagedExport:
     """Write the SavedModel to `<models_dir>/<name>/.staging-*/` (invisible to the scanner).
@@ -211,7 +221,7 @@ def export_model(
     models_dir: Path,
     name: str,
     verify_with: Sequence[bytes] = (),
-    gate: FittedGate | None = None,
+    gate: Gate | None = None,
     explain: bool = True,
 ) -> Path:
     """Stage, verify (on `verify_with`) and publish in one call; returns the version folder."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from model_contract import Acceptance, InputGate, OodRefusal, canonical_bytes
-from training.input_gate import FittedGate, acceptance_rate, choose_gate_threshold, gate_section
+from training.input_gate import Gate, acceptance_rate, choose_gate_threshold, gate_section
 from training.ood_set import CONTROL_KINDS, NEAR_OOD_KINDS
 
 logger = logging.getLogger(__name__)
@@ -112,14 +112,14 @@ class GateCheck:
     ood: dict[str, Any] | None  # evaluate_ood's result, when an OOD folder was given
     chosen_on: str = "validation"  # what the `validation` scores were
 
-    def card_section(self, gate: FittedGate) -> InputGate:
+    def card_section(self, gate: Gate) -> InputGate:
         return gate_section(
             gate, self.threshold, self.target_acceptance,
             Acceptance(self.acceptance.get("validation"), self.acceptance.get("test")),
             None if self.ood is None else refusal_for_card(self.ood),
         )
 
-    def report_section(self, gate: FittedGate) -> dict[str, Any]:
+    def report_section(self, gate: Gate) -> dict[str, Any]:
         return {
             "card": dataclasses.asdict(self.card_section(gate)),
             "threshold_chosen_on": self.chosen_on,
@@ -134,10 +134,12 @@ def check_gate(
     paths: dict[str, list[str]],
     target_acceptance: float,
     ood: tuple[list[KindImages], ScoreFn] | None,
+    threshold: float | None = None,
 ) -> GateCheck:
-    """Choose the threshold on the validation scores, then measure every split (and the OOD
-    set, when given) against it."""
-    threshold = choose_gate_threshold(scores["validation"], target_acceptance)
+    """Choose the threshold on the validation scores (unless it is given), then measure every
+    split (and the OOD set, when given) against it."""
+    if threshold is None:
+        threshold = choose_gate_threshold(scores["validation"], target_acceptance)
     acceptance = {name: round(acceptance_rate(values, threshold), 4)
                   for name, values in scores.items()}
     refused = {name: [p for p, s in zip(paths[name], values, strict=True) if s < threshold]

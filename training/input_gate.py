@@ -24,6 +24,7 @@ other than the validation split's to choose its threshold.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import tensorflow as tf
 from sklearn.covariance import LedoitWolf
 
 from model_contract import GATE_OUTPUT_KEY, Acceptance, InputGate, OodRefusal
-from training.ensemble import ensemble_members, with_first_member_features
+from training.ensemble import ensemble_members, with_member_features
 from training.preprocessing import PreprocessConfig, brain_box, decode, input_box, to_pixels
 
 logger = logging.getLogger(__name__)
@@ -82,13 +83,13 @@ def feature_model(model: keras.Model) -> keras.Model:
     """The same network with two outputs: P(tumor) [n, 1] and the gate's features [n, d].
 
     The features are the spatial means of every ReLU activation map, so no new weights appear
-    and the exported graph runs the network once for both outputs. An ensemble's features are
-    its first member's (ensemble.py), which the gate is then fitted on.
+    and the exported graph runs the network once for both outputs. An ensemble's second
+    output is a list: each member's features, for the UnionGate.
     """
     members = ensemble_members(model)
     if members != [model]:
-        # An ensemble: its P(tumor), and its first member's features from the same pass.
-        return with_first_member_features(model, feature_model(members[0]))
+        # An ensemble: its P(tumor), and every member's features [n, d_k] from the same pass.
+        return with_member_features(model, [feature_model(member) for member in members])
     maps = [layer.output for layer in model.layers
             if _is_relu(layer) and len(layer.output.shape) == 4]
     if not maps:
@@ -205,13 +206,23 @@ class FittedGate:
     aspect: Spread  # of the distance to aspect_centre
     fitted_on: int  # number of training slices
 
+    @functools.cached_property
+    def weights(self) -> tuple[tf.Variable, tf.Variable]:
+        """The whitening matrix [d, d] and the whitened class means [classes, d], as variables:
+        an export stores them once, not once per signature that scores (as constants would).
+        The [d, d] matrix is stored in float32 (half the size on disk; the product runs in
+        float64 all the same, and the threshold is chosen on scores computed the same way).
+        precision = L L^T, so the squared distance to mean m is |f L - m L|^2: one [n, d] x
+        [d, d] product instead of a product per class (a third of the gate's graph time)."""
+        whitening = np.linalg.cholesky(self.precision)
+        return (tf.Variable(whitening, trainable=False, dtype=tf.float32, name="gate_whitening"),
+                tf.Variable(self.class_means @ whitening, trainable=False, dtype=tf.float64,
+                            name="gate_class_means"))
+
     def score(self, features: tf.Tensor, colour: tf.Tensor, aspect: tf.Tensor) -> tf.Tensor:
         """brain_mri_score [n] from the features [n, d], colour statistic [n] and aspect [n]."""
-        # precision = L L^T, so the squared distance to mean m is |f L - m L|^2: one [n, d] x
-        # [d, d] product instead of a product per class (a third of the gate's graph time).
-        whitening = np.linalg.cholesky(self.precision)
-        whitened = tf.matmul(tf.cast(features, tf.float64), tf.constant(whitening, tf.float64))
-        means = tf.constant(self.class_means @ whitening, tf.float64)  # [classes, d]
+        whitening, means = self.weights
+        whitened = tf.matmul(tf.cast(features, tf.float64), tf.cast(whitening, tf.float64))
         centred = whitened[:, tf.newaxis, :] - means[tf.newaxis, :, :]  # [n, classes, d]
         distance = tf.reduce_min(tf.reduce_sum(tf.square(centred), axis=-1), axis=-1)
         feature_term = (distance - self.distance.median) / self.distance.scale
@@ -219,6 +230,42 @@ class FittedGate:
         off_centre = tf.abs(tf.cast(aspect, tf.float64) - self.aspect_centre)
         shape_term = (off_centre - self.aspect.median) / self.aspect.scale
         return tf.cast(-tf.maximum(tf.maximum(feature_term, colour_term), shape_term), tf.float32)
+
+    def describe_fit(self) -> str:
+        return (f"training split: {self.fitted_on} brain MRI slices only (no non-MRI image was "
+                "used to fit the gate or to choose its threshold)")
+
+
+@dataclass(frozen=True)
+class UnionGate:
+    """An ensemble's gate: one FittedGate per member, each on that member's features, fitted on
+    the folds it trained on and shifted by its own threshold, chosen on the fold it never saw.
+    The score is the lowest shifted score, so an image passes (score >= 0) only when every
+    member's gate lets it through."""
+
+    gates: tuple[FittedGate, ...]
+    thresholds: tuple[float, ...]
+    held_out_scores: np.ndarray  # each development slice, by the gate of its held-out member
+
+    def score(self, features: Sequence[tf.Tensor], colour: tf.Tensor,
+              aspect: tf.Tensor) -> tf.Tensor:
+        shifted = [gate.score(member_features, colour, aspect) - threshold
+                   for gate, member_features, threshold
+                   in zip(self.gates, features, self.thresholds, strict=True)]
+        return tf.reduce_min(tf.stack(shifted), axis=0)
+
+    @property
+    def weights(self) -> tuple[tf.Variable, ...]:
+        return tuple(weight for gate in self.gates for weight in gate.weights)
+
+    def describe_fit(self) -> str:
+        return (f"one gate per ensemble member ({len(self.gates)}), each fitted on the "
+                f"{', '.join(str(g.fitted_on) for g in self.gates)} brain MRI slices that "
+                "member trained on and thresholded on the fold it never saw; no non-MRI image "
+                "was used")
+
+
+Gate = FittedGate | UnionGate
 
 
 def squared_distances(features: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
@@ -299,7 +346,7 @@ def acceptance_rate(scores: np.ndarray, threshold: float) -> float:
 
 
 def gate_section(
-    gate: FittedGate,
+    gate: Gate,
     threshold: float,
     target_acceptance: float,
     acceptance: Acceptance,
@@ -307,13 +354,12 @@ def gate_section(
 ) -> InputGate:
     """The model card's `input_gate` section."""
     return InputGate(
-        method=METHOD,
+        method=METHOD if isinstance(gate, FittedGate) else f"{METHOD}, all of {len(gate.gates)}",
         description=DESCRIPTION,
         output_key=GATE_OUTPUT_KEY,
         threshold=threshold,
         target_acceptance=target_acceptance,
-        fitted_on=(f"training split: {gate.fitted_on} brain MRI slices only (no non-MRI image "
-                   "was used to fit the gate or to choose its threshold)"),
+        fitted_on=gate.describe_fit(),
         acceptance=acceptance,
         ood_refusal=ood_refusal,
     )

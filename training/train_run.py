@@ -53,7 +53,7 @@ from training.folds import DEFAULT_FOLDS, fold_counts
 from training.gate_evaluation import GateCheck
 from training.grouping import METHOD as GROUPING_METHOD
 from training.grouping import Grouping, group_images
-from training.input_gate import DEFAULT_TARGET_ACCEPTANCE, FittedGate
+from training.input_gate import DEFAULT_TARGET_ACCEPTANCE, Gate
 from training.model_card import build_card
 from training.operating_points import build_operating_points, choose_points
 from training.plots import PLOT_FILES
@@ -139,7 +139,7 @@ class Outcome:
     version_dir: Path | None
     card: ModelCard
     refused: str | None
-    gate: tuple[FittedGate, GateCheck] | None
+    gate: tuple[Gate, GateCheck] | None
 
 
 def run_training(options: TrainOptions) -> TrainResult:
@@ -154,12 +154,12 @@ def run_training(options: TrainOptions) -> TrainResult:
     ensemble = build(cv, options)
     preprocess = options.training.preprocess()
     gate = None if options.gate_acceptance is None else fit_ensemble_gate(
-        ensemble.model, preprocess, cv)
+        ensemble.model, preprocess, cv, options.gate_acceptance)
     staged = stage_export(ensemble.model, preprocess, options.out_dir, options.name, gate)
     try:
         evaluation = evaluate(staged, ensemble, cv, data, options)
         checked = None if gate is None or options.gate_acceptance is None else (
-            gate, check_ensemble_gate(evaluation.outputs, cv,
+            gate, check_ensemble_gate(gate, evaluation.outputs, cv,
                                       [r.path for r in data.records["test"]],
                                       evaluation.test_gate_scores, options.gate_acceptance,
                                       options.ood_dir))
@@ -343,7 +343,7 @@ def _baseline(data: SplitData, options: TrainOptions) -> tuple[np.ndarray, Thres
 
 def make_card(ensemble: Ensemble, cv: CrossValidation, data: SplitData, evaluation: Evaluation,
               options: TrainOptions,
-              gate: tuple[FittedGate, GateCheck] | None = None) -> ModelCard:
+              gate: tuple[Gate, GateCheck] | None = None) -> ModelCard:
     """The card of the ensemble: its default operating point's threshold is `threshold`."""
     points = evaluation.operating_points
     default = points.points[points.default]

@@ -116,15 +116,16 @@ def test_tiny_run_trains_exports_and_evaluates_through_the_cli(
     assert card.training is not None and card.training["architecture"] == "compact"
     assert card.library_versions is not None and "tensorflow" in card.library_versions
     assert card.explain is not None and card.explain.signature == "explain"  # by default
-    # The gate reads the first member: fitted on its training folds, threshold on its held-out
-    # fold (reported as "validation").
+    # One gate per member, each fitted on its training folds and thresholded on its held-out
+    # fold; the union's score is shifted so its threshold is 0 ("validation": held-out folds).
     gate = card.input_gate
     assert gate is not None and gate.output_key == "brain_mri_score"
     assert gate.acceptance is not None and gate.acceptance.validation is not None
     assert gate.acceptance.validation >= 0.995 and gate.target_acceptance == 0.995
     assert gate.ood_refusal is None  # no --ood given
     assert report["input_gate"]["acceptance"]["validation"] == gate.acceptance.validation
-    assert "first fold" in report["input_gate"]["threshold_chosen_on"]
+    assert "never saw" in report["input_gate"]["threshold_chosen_on"]
+    assert gate.threshold == 0.0 and gate.method.endswith("all of 2")
 
     # evaluate reloads the SavedModel and reproduces the run's test figures exactly.
     evaluated = tmp_path / "evaluated"

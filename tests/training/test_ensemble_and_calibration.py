@@ -105,10 +105,10 @@ def test_ensemble_averages_member_logits_with_flips_and_applies_the_temperature(
     assert isinstance(ensemble_members(members[0])[0], keras.Model)
 
 
-def test_the_gates_ensemble_graph_gives_the_ensembles_output_and_the_first_members_features(
+def test_the_gates_ensemble_graph_gives_the_ensembles_output_and_every_members_features(
 ) -> None:
-    """The graph the export serves: the ensemble's own P(tumor), and the features the gate
-    was fitted on (the first member's)."""
+    """The graph the export serves: the ensemble's own P(tumor), and each member's features
+    (what that member's gate was fitted on)."""
     from training.input_gate import feature_model
 
     keras.utils.set_random_seed(7)
@@ -118,6 +118,31 @@ def test_the_gates_ensemble_graph_gives_the_ensembles_output_and_the_first_membe
     pixels = np.random.default_rng(7).random((3, 32, 32, 1)).astype(np.float32)
     probability, features = feature_model(ensemble)(pixels, training=False)
     np.testing.assert_allclose(probability, ensemble(pixels, training=False), atol=1e-6)
-    _, alone = feature_model(members[0])(pixels, training=False)
-    np.testing.assert_allclose(features, alone, atol=1e-6)
-    assert float(np.ptp(np.asarray(features))) > 0
+    assert len(features) == 2
+    for member, member_features in zip(members, features, strict=True):
+        _, alone = feature_model(member)(pixels, training=False)
+        np.testing.assert_allclose(member_features, alone, atol=1e-6)
+        assert float(np.ptp(np.asarray(member_features))) > 0
+    assert not np.allclose(features[0], features[1])
+
+
+def test_the_union_gate_passes_only_what_every_members_gate_passes() -> None:
+    import tensorflow as tf
+
+    from training.input_gate import UnionGate, fit_gate
+
+    rng = np.random.default_rng(5)
+    gates = []
+    for _ in range(2):
+        features = rng.normal(size=(200, 4))
+        gates.append(fit_gate(features, np.arange(200) % 2, rng.random(200) * 0.1,
+                              rng.normal(0, 0.05, 200)))
+    union = UnionGate(tuple(gates), (-1.0, -2.0), np.zeros(0, np.float32))
+    probe = [rng.normal(size=(50, 4)) * scale for scale in (1.0, 3.0)]
+    colour, aspect = tf.constant(rng.random(50) * 0.1), tf.constant(rng.normal(0, 0.05, 50))
+    combined = union.score(probe, colour, aspect).numpy()
+    each = [g.score(f, colour, aspect).numpy() - t
+            for g, f, t in zip(gates, probe, (-1.0, -2.0), strict=True)]
+    np.testing.assert_allclose(combined, np.minimum(*each), atol=1e-6)
+    assert ((combined >= 0) == ((each[0] >= 0) & (each[1] >= 0))).all()
+    assert (combined < 0).any() and (combined >= 0).any()
