@@ -72,7 +72,7 @@ def test_train_profile_writes_the_next_version(
         TRAIN_UID=str(TRAIN_UID), TRAIN_GID=str(TRAIN_UID), IMAGE_TAG=docker.image_tag,
     )
     project = f"mri-ct-{uuid.uuid4().hex[:8]}"
-    command = ["train", "--data", "/data", "--out", "/app/models", "--epochs", "2",
+    command = ["train", "--data", "/data", "--out", "/app/models", "--folds", "2", "--epochs", "2",
                "--image-size", "32", "--bootstrap-resamples", "200", "--publish-anyway"]
     try:
         result = run_compose(

@@ -38,7 +38,7 @@ from model_contract import (
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "models" / "brain-tumor-cnn" / "1"  # the first version: no gate, no explain
-LATEST = REPO / "models" / "brain-tumor-cnn" / "2"  # the served one: gate and explain
+LATEST = REPO / "models" / "brain-tumor-cnn" / "3"  # the served one: an ensemble, gate, explain
 GATE = {
     "method": "mahalanobis-penultimate+image-stats",
     "description": "distance of the slice's features from the training slices'",
@@ -96,8 +96,10 @@ def test_the_served_card_has_its_gate_and_explain_sections_and_writes_back_uncha
     tmp_path: Path,
 ) -> None:
     card = read_card(LATEST)
-    assert (card.name, card.version) == ("brain-tumor-cnn", 2)
+    assert (card.name, card.version) == ("brain-tumor-cnn", 3)
     assert card.input_gate is not None and card.input_gate.output_key == GATE_OUTPUT_KEY
+    assert card.operating_points is not None and card.operating_points.default == "screening"
+    assert card.threshold == card.operating_points.points["screening"].threshold
     assert card.explain is not None and card.explain.signature == EXPLAIN_SIGNATURE
     original = json.loads((LATEST / "assets" / "model_card.json").read_text())
     assert card_to_dict(card) == original

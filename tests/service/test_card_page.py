@@ -69,9 +69,9 @@ def test_the_page_shows_metrics_with_intervals_beside_the_baseline() -> None:
 
 
 def test_the_served_version_shows_its_own_test_plots() -> None:
-    served = SHIPPED.parent / "2"
+    served = SHIPPED.parent / "3"
     html = render_card_page(read_card(served), served, None)
-    for name in ("roc", "pr", "confusion_matrix", "calibration"):
+    for name in ("roc", "pr", "confusion_matrix", "calibration", "reliability"):
         assert f'src="/model/plots/{name}"' in html, name
     # Version 1 predates the plots in the version folder: its page has none to show.
     assert "/model/plots/" not in render_card_page(shipped_card(), SHIPPED, None)
