@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import highdicom as hd
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
@@ -27,6 +27,9 @@ from pydicom.uid import generate_uid
 
 from model_contract.dicom import DicomIdentity
 from service.errors import InvalidInput
+
+if TYPE_CHECKING:  # imported when the first report is made: it holds ~20 MiB
+    import highdicom as hd
 
 MEDIA_TYPE = "application/dicom"
 MANUFACTURER = "brain-mri-classifier"
@@ -77,6 +80,8 @@ def _evidence(identity: DicomIdentity) -> Dataset:
 def _measurement_group(
     finding: Finding, evidence: Dataset
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    import highdicom as hd
+
     algorithm = hd.sr.AlgorithmIdentification(
         name=finding.model_name,
         version=str(finding.model_version),
@@ -111,6 +116,8 @@ def _measurement_group(
 
 def structured_report(identity: DicomIdentity, finding: Finding) -> bytes:
     """The finding as a DICOM Part 10 Comprehensive SR referencing the input instance."""
+    import highdicom as hd
+
     evidence = _evidence(identity)
     device = hd.sr.ObserverContext(
         observer_type=codes.cid270.Device,

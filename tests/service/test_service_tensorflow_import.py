@@ -33,3 +33,18 @@ def test_model_loads_and_answers_without_keras(exported_model_dir: Path) -> None
     assert done.returncode == 0, done.stderr[-3000:]
     assert "keras loaded: False" in done.stdout
     assert "keras importable: keras" in done.stdout
+
+
+def test_the_app_imports_highdicom_only_when_a_report_is_made() -> None:
+    """highdicom (~20 MiB) is needed only for `Accept: application/dicom` answers."""
+    child = textwrap.dedent("""
+        import sys
+        import service.app
+        print("at start:", "highdicom" in sys.modules)
+        import service.dicom_report  # noqa: F401
+        print("module alone:", "highdicom" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", child], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "at start: False" in done.stdout and "module alone: False" in done.stdout
