@@ -16,6 +16,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from model_contract import OUTPUT_KEY
@@ -89,10 +90,8 @@ def with_member_features(ensemble: keras.Model,
     `with_features[k]` is member k with an extra output (pixels -> [P(tumor), features],
     input_gate.feature_model). They stand in for the members on the unmirrored slice, so each
     network still runs once per view."""
-    members = ensemble_members(ensemble)
-    flip = any(layer.name == MIRROR_LAYER for layer in ensemble.layers)
-    inputs, output, features = _graph(members, ensemble.get_layer(OUTPUT_KEY), flip,
-                                      with_features)
+    inputs, output, features = _graph(ensemble_members(ensemble), ensemble.get_layer(OUTPUT_KEY),
+                                      has_mirror_view(ensemble), with_features)
     return keras.Model(inputs, [output, features], name=f"{ensemble.name}_with_gate_features")
 
 
@@ -120,6 +119,19 @@ def ensemble_members(model: keras.Model) -> list[keras.Model]:
     """The member networks of an ensemble built here, in order; [model] for a single network."""
     members = [layer for layer in model.layers if layer.name.startswith(MEMBER_PREFIX)]
     return members or [model]
+
+
+def has_mirror_view(model: keras.Model) -> bool:
+    """Whether an ensemble built here averages over the mirrored slice too (flip TTA)."""
+    return any(layer.name == MIRROR_LAYER for layer in model.layers)
+
+
+def calibrated_mean(ensemble: keras.Model, probabilities: Sequence[Any]) -> Any:
+    """The ensemble's output from its members' P(tumor) on every view, as its graph computes
+    it (for a caller that already ran the members)."""
+    logit_layer = Logit()
+    mean = tf.add_n([logit_layer(p) for p in probabilities]) / float(len(probabilities))
+    return ensemble.get_layer(OUTPUT_KEY)(mean)
 
 
 def mean_logit(per_view_scores: Sequence[np.ndarray]) -> np.ndarray:

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from model_contract import GATE_OUTPUT_KEY, HEATMAP_KEY, OUTPUT_KEY, ExplainSpec
-from training.ensemble import MIRROR_LAYER, ensemble_members
+from training.ensemble import calibrated_mean, ensemble_members, has_mirror_view
 from training.preprocessing import PreprocessConfig, decode, input_box, to_pixels
 
 CONVOLUTIONS = (
@@ -77,8 +77,7 @@ class GradCam:
     def __init__(self, model: keras.Model, layer_names: Sequence[str] | None = None) -> None:
         members = ensemble_members(model)
         self.ensemble = None if members == [model] else model
-        self.flip = self.ensemble is not None and any(
-            layer.name == MIRROR_LAYER for layer in model.layers)
+        self.flip = self.ensemble is not None and has_mirror_view(model)
         self.heads = [_tumor_head(member) for member in members]
         # One forward pass per member gives the feature maps, the head's input and P(tumor)
         # itself, so a single network's probability is its own output, not a recomputation.
@@ -98,12 +97,13 @@ class GradCam:
         maps: list[tuple[tf.Tensor, bool]] = []
         with tf.GradientTape() as tape:
             tape.watch(pixels)  # records the pass even if every variable were frozen
-            logits = []
+            logits, probabilities = [], []
             for probe, head in zip(self.probes, self.heads, strict=True):
                 for view, mirrored in views:
                     features, penultimate, probability = probe(view, training=False)
                     maps.extend((feature, mirrored) for feature in features)
                     logits.append(tf.matmul(penultimate, head.kernel) + head.bias)
+                    probabilities.append(probability)
             # Each map's gradient is its own member's logit's: the members share no tensor.
             total = tf.add_n(logits)
         gradients = tape.gradient(total, [feature for feature, _ in maps])
@@ -112,8 +112,8 @@ class GradCam:
             channel_weights = tf.reduce_mean(gradient, axis=[1, 2], keepdims=True)
             cam = tf.reduce_sum(feature * channel_weights, axis=-1)[0]
             cams.append(tf.reverse(cam, axis=[1]) if mirrored else cam)
-        if self.ensemble is not None:
-            probability = self.ensemble(pixels, training=False)
+        if self.ensemble is not None:  # from the passes above, not a second forward pass
+            probability = calibrated_mean(self.ensemble, probabilities)
         return cams, probability
 
 
@@ -160,8 +160,7 @@ def explain_spec(model: keras.Model, layer_names: Sequence[str] | None = None) -
     members = ensemble_members(model)
     if members == [model]:
         return ExplainSpec(layer=", ".join(layer_names or default_layers(model)))
-    views = "the slice and its mirror image" if any(
-        layer.name == MIRROR_LAYER for layer in model.layers) else "the slice"
+    views = "the slice and its mirror image" if has_mirror_view(model) else "the slice"
     first = ", ".join(default_layers(members[0]))
     return ExplainSpec(layer=f"{first} (end of the first stage) of each of the {len(members)} "
                              f"ensemble members, on {views}, averaged")

@@ -146,3 +146,20 @@ def test_the_union_gate_passes_only_what_every_members_gate_passes() -> None:
     np.testing.assert_allclose(combined, np.minimum(*each), atol=1e-6)
     assert ((combined >= 0) == ((each[0] >= 0) & (each[1] >= 0))).all()
     assert (combined < 0).any() and (combined >= 0).any()
+
+
+def test_the_gate_comparison_rows_count_what_each_gate_and_the_union_refuse() -> None:
+    from training.ensemble_gate_variants import measure
+
+    held = np.linspace(0.0, 1.0, 1000)  # thresholds at 99.5%: 0.005 for both members
+    members = [
+        {"held_out": held, "test": np.array([0.5, 0.5]),
+         "natural_photos": np.array([-1.0, -1.0, 0.5, 0.5]), "head_ct": np.array([-1.0, 0.5])},
+        {"held_out": held, "test": np.array([0.5, -1.0]),
+         "natural_photos": np.array([-1.0, 0.5, -1.0, 0.5]), "head_ct": np.array([0.5, 0.5])},
+    ]
+    rows = measure(members)
+    assert rows[0] == ("| gate | test accepted | far OOD refused | natural_photos | head_ct |")
+    assert rows[2].endswith("| 1.000 | 0.500 | 0.500 | 0.500 |")  # member 1 alone
+    assert rows[3].endswith("| 0.500 | 0.500 | 0.500 | 0.000 |")  # member 2 alone
+    assert rows[4].endswith("| 0.500 | 0.750 | 0.750 | 0.500 |")  # both must pass
