@@ -50,7 +50,7 @@ from benchmarks.servers import (
     spawn_server,
     wait_until_ready,
 )
-from benchmarks.serving import READY_TIMEOUT_S, log, parse_variant, run_async
+from benchmarks.serving import READY_TIMEOUT_S, log, parse_variant, run_async, service_threads
 from benchmarks.workload import Workload, load_folder, synthetic
 from model_contract import ModelCard, find_version_dir, read_card
 
@@ -96,6 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--routes", default=",".join(ROUTE_NAMES),
                         help="the service's other routes to drive too, comma-separated "
                         f"({', '.join(ROUTE_NAMES)}) or 'none'; rows only, no peer has them")
+    parser.add_argument("--peer-threads", default="", metavar="INTRA:INTER",
+                        help="TensorFlow threads of the peers' model (default: TensorFlow's "
+                        "choice, as their documentation leaves it)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive server")
     parser.add_argument("--concurrency", default="1,32", help="comma-separated concurrencies")
     parser.add_argument("--requests", type=int, default=1000, help="requests per scenario")
@@ -127,9 +130,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def peer_environment(card: ModelCard, version_dir: Path, warmup_image: Path) -> dict[str, str]:
-    """What benchmarks/peer_apps/model.py reads: the model and the card's answer fields."""
+def peer_environment(
+    card: ModelCard, version_dir: Path, warmup_image: Path, threads: str = ""
+) -> dict[str, str]:
+    """What benchmarks/peer_apps/model.py reads: the model, the card's answer fields and, when
+    given as INTRA:INTER, TensorFlow's thread counts."""
+    intra, _, inter = threads.partition(":")
     values = {
+        "TF_INTRA_OP_THREADS": intra or "0", "TF_INTER_OP_THREADS": inter or "0",
         "VERSION_DIR": str(version_dir.resolve()), "SIGNATURE": card.input.signature,
         "INPUT_KEY": card.input.input_key, "OUTPUT_KEY": card.input.output_key,
         "THRESHOLD": repr(card.threshold), "MODEL_NAME": card.name,
@@ -310,12 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with ExitStack() as stack:
         gc_at_ready: dict[str, dict[str, tuple[float, float]]] = {}
-        servers = start(args, stack, log_dir, peer_environment(card, version_dir, warmup_image),
-                        gc_at_ready)
+        peer_env = peer_environment(card, version_dir, warmup_image, args.peer_threads)
+        servers = start(args, stack, log_dir, peer_env, gc_at_ready)
         images_path = log_dir / "images.bin"
         write_images(workload.images, images_path)
         raw = []
-        for threads in (Threads(), Threads(1, 1)):
+        settings = [Threads(), Threads(1, 1), *(service_threads(env) for _, env in args.variants)]
+        for threads in dict.fromkeys(settings):
             sweep, reference = measure(version_dir, images_path, threads, [1],
                                        max_images=64 if args.quick else 384,
                                        max_seconds=2.0 if args.quick else 8.0, timeout=600.0)

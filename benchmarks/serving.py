@@ -23,7 +23,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -35,6 +35,7 @@ from benchmarks.report import Ratio, ServerResult, compute_ratios, markdown
 from benchmarks.servers import REPO, ServerProcess, spawn_server, wait_until_ready
 from benchmarks.workload import Workload, load_folder, synthetic
 from model_contract import LayoutError, ModelCard, find_version_dir, read_card
+from service.cpus import available_cpus, default_tf_threads
 
 T = TypeVar("T")
 LATENCY_SCENARIO = "conc 1"
@@ -204,12 +205,17 @@ def start_servers(
     return [(server, server.rss_bytes()) for server in servers]
 
 
+def service_threads(env: Mapping[str, str]) -> Threads:
+    """The TensorFlow threads of a service started with this environment: what it sets, else
+    the service's own defaults for this machine's CPUs."""
+    intra, inter = default_tf_threads(available_cpus())
+    return Threads(int(env.get("MRI_TF_INTRA_OP_THREADS", intra)),
+                   int(env.get("MRI_TF_INTER_OP_THREADS", inter)))
+
+
 def thread_settings(args: argparse.Namespace) -> list[Threads]:
     """TensorFlow's defaults, each service variant's settings, and --raw-threads."""
-    settings = [Threads()]
-    for _, env in args.variants:
-        settings.append(Threads(int(env.get("MRI_TF_INTRA_OP_THREADS", 0)),
-                                int(env.get("MRI_TF_INTER_OP_THREADS", 0))))
+    settings = [Threads()] + [service_threads(env) for _, env in args.variants]
     for item in filter(None, args.raw_threads.split(",")):
         intra, _, inter = item.partition(":")
         settings.append(Threads(int(intra), int(inter or 0)))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.cpus import available_cpus, default_decode_threads, default_tf_threads
 from service.gate import GateMode
 
 MiB = 1024 * 1024
@@ -23,8 +23,16 @@ def default_model_dir() -> Path:
     return Path("models")
 
 
-def default_decode_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+def _default_intra_op() -> int:
+    return default_tf_threads(available_cpus())[0]
+
+
+def _default_inter_op() -> int:
+    return default_tf_threads(available_cpus())[1]
+
+
+def _default_decode_threads() -> int:
+    return default_decode_threads(available_cpus())
 
 
 class Settings(BaseSettings):
@@ -57,7 +65,8 @@ class Settings(BaseSettings):
         "still works).",
     )
     max_batch_size: int = Field(
-        default=32, ge=1, description="Most images the model sees in one call."
+        default=16, ge=1, description="Most images the model sees in one call (every size up "
+        "to it is warmed up before the service is ready)."
     )
     max_wait_ms: float = Field(
         default=0.0, ge=0, description="Longest the oldest queued image waits for others."
@@ -100,15 +109,18 @@ class Settings(BaseSettings):
         default=True, description="Log one line per request (method, path, status)."
     )
     tf_intra_op_threads: int = Field(
-        default=0, ge=0, description="TensorFlow threads inside one op; 0 lets TensorFlow choose."
+        default_factory=_default_intra_op, ge=0, description="TensorFlow threads inside one "
+        "op (default: half the CPUs the service may use, at least 1); 0 lets TensorFlow choose."
     )
     tf_inter_op_threads: int = Field(
-        default=0, ge=0, description="TensorFlow ops run in parallel; 0 lets TensorFlow choose."
+        default_factory=_default_inter_op, ge=0, description="TensorFlow ops run in parallel "
+        "(default: 2, or 1 on one CPU); 0 lets TensorFlow choose."
     )
     decode_threads: int = Field(
-        default_factory=default_decode_threads,
+        default_factory=_default_decode_threads,
         ge=1,
-        description="Threads that check and convert uploads (default: CPUs, at most 4).",
+        description="Threads that check and convert uploads (default: the CPUs the service may "
+        "use, at most 4).",
     )
     decode_memory_bytes: int = Field(
         default=256 * MiB, ge=16 * MiB, description="Memory the uploads being decoded may hold "

@@ -12,7 +12,8 @@ import numpy as np
 
 ENV_PREFIX = "BENCH_PEER_"
 SETTINGS = ("VERSION_DIR", "SIGNATURE", "INPUT_KEY", "OUTPUT_KEY", "THRESHOLD", "MODEL_NAME",
-            "MODEL_VERSION", "POSITIVE", "NEGATIVE", "MAX_BATCH", "BATCH_WAIT_MS", "WARMUP_IMAGE")
+            "MODEL_VERSION", "POSITIVE", "NEGATIVE", "MAX_BATCH", "BATCH_WAIT_MS", "WARMUP_IMAGE",
+            "TF_INTRA_OP_THREADS", "TF_INTER_OP_THREADS")
 
 
 def setting(name: str) -> str:
@@ -26,6 +27,9 @@ class PeerModel:
         import tensorflow as tf
 
         self._tf = tf
+        # 0 (the default here) leaves TensorFlow's own choice, as the peers' documentation does.
+        tf.config.threading.set_intra_op_parallelism_threads(int(setting("TF_INTRA_OP_THREADS")))
+        tf.config.threading.set_inter_op_parallelism_threads(int(setting("TF_INTER_OP_THREADS")))
         self._loaded = tf.saved_model.load(setting("VERSION_DIR"))  # keeps variables alive
         self._signature = self._loaded.signatures[setting("SIGNATURE")]
         self._input_key, self._output_key = setting("INPUT_KEY"), setting("OUTPUT_KEY")

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import serving
+from benchmarks.compare import peer_environment
 from benchmarks.compare_report import TargetResult, markdown, ratios
+from benchmarks.peer_apps.model import ENV_PREFIX, SETTINGS
 from benchmarks.peer_envs import PEERS, env_dir, requirements, tensorflow_requirement
+from benchmarks.raw_model import Threads
+from model_contract import find_version_dir, read_card
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,3 +92,31 @@ def test_quick_comparison_without_peers(exported_model_dir: Path, tmp_path: Path
     assert {r["key"] for r in results["ratios"]} == {"overhead_ms"}
     assert {r["target"] for r in results["ratios"]} == {"service", "service raw"}
     assert set(results["gc_pauses"]["service"]) == {"0", "1", "2"}
+
+
+def test_the_raw_model_is_also_timed_with_the_threads_each_service_runs_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The overhead figure subtracts the fastest raw call: the service's own thread setting
+    # must be among those timed, or a better setting in the service would flatter it.
+    monkeypatch.setattr(serving, "available_cpus", lambda: 2)
+    assert serving.service_threads({}) == Threads(1, 2)
+    assert serving.service_threads({"MRI_TF_INTER_OP_THREADS": "3"}) == Threads(1, 3)
+    assert serving.service_threads({"MRI_TF_INTRA_OP_THREADS": "0",
+                                    "MRI_TF_INTER_OP_THREADS": "0"}) == Threads()
+    monkeypatch.setattr(serving, "available_cpus", lambda: 1)
+    assert serving.service_threads({}) == Threads(1, 1)
+
+
+def test_peer_threads_reach_the_peer_model_and_default_to_tensorflows_choice(
+    tmp_path: Path,
+) -> None:
+    card = read_card(find_version_dir(REPO / "models", None))
+    image = tmp_path / "warm-up"
+    default = peer_environment(card, tmp_path, image)
+    assert (default[ENV_PREFIX + "TF_INTRA_OP_THREADS"],
+            default[ENV_PREFIX + "TF_INTER_OP_THREADS"]) == ("0", "0")
+    tuned = peer_environment(card, tmp_path, image, "1:2")
+    assert (tuned[ENV_PREFIX + "TF_INTRA_OP_THREADS"],
+            tuned[ENV_PREFIX + "TF_INTER_OP_THREADS"]) == ("1", "2")
+    assert set(SETTINGS) == {key.removeprefix(ENV_PREFIX) for key in tuned}

@@ -77,7 +77,9 @@ def test_inference_equals_predict(
               for label in result.as_numpy("label")]
     for name, answer, probability, label in zip(IMAGES, predicted, probabilities, labels,
                                                 strict=True):
-        assert abs(float(probability) - answer["tumor_probability"]) <= 1e-6, name
+        # Batch of N against batch of 1: oneDNN picks its kernels by batch size and CPU
+        # (AVX-512 machines differ by about 1e-6), so equal means within 1e-5.
+        assert abs(float(probability) - answer["tumor_probability"]) <= 1e-5, name
         assert label == answer["label"], name
 
 

@@ -105,7 +105,9 @@ def test_infer_answers_equal_predict(
         assert scores.dtype == np.float32 and scores.shape == (len(IMAGES),)
         for name, probability, label, score in zip(IMAGES, probabilities, labels, scores,
                                                    strict=True):
-            assert abs(float(probability) - predicted[name]["tumor_probability"]) <= 1e-6, name
+            # Batch of N against batch of 1: oneDNN picks its kernels by batch size and CPU
+            # (AVX-512 machines differ by about 1e-6), so equal means within 1e-5.
+            assert abs(float(probability) - predicted[name]["tumor_probability"]) <= 1e-5, name
             assert label == predicted[name]["label"]
             # float32 sums over a batch of N vs of 1: equal to about 5e-6 of the score
             assert abs(float(score) - predicted[name]["input_check"]["brain_mri_score"]) <= 1e-4

@@ -74,7 +74,7 @@ def test_empty_optional_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) ->
     settings = Settings()
     assert settings.api_key is None and settings.model_name is None
     assert settings.cors_origins == []
-    assert settings.max_batch_size == 32
+    assert settings.max_batch_size == 16
     assert Settings(api_key="", model_name="").api_key is None
 
 

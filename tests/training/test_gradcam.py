@@ -96,7 +96,9 @@ def test_explain_probability_equals_serving_default(
     batch = load_signature(exported_version_dir)(images)
     alone = [_explain(signatures, data)[0] for data in images]
     assert len({round(p, 4) for p in alone}) > 6  # the test model is image-dependent
-    np.testing.assert_allclose(alone, batch, rtol=0, atol=1e-6)
+    # Different graphs, batch of 1 against 12: oneDNN's kernels differ by batch size and CPU
+    # (about 1e-6 on AVX-512 machines).
+    np.testing.assert_allclose(alone, batch, rtol=0, atol=1e-5)
 
 
 def test_heatmap_is_grad_cam_of_the_tumor_logit(slice_png: SlicePng) -> None:
