@@ -40,9 +40,10 @@ def default_tf_threads(cpus: int) -> tuple[int, int]:
 
     The shipped model is an ensemble (three members, each on the slice and its mirror image):
     six independent branches that an inter-op pool of two runs side by side. On the 2-core
-    development machine (intra 1, inter 2) the raw batch-1 call took 0.54x the time of
-    TensorFlow's own choice and batch 32 gave 1.11x the images/s (docs/benchmarks.md,
-    "TensorFlow's threads"). One CPU gets one thread of each."""
+    development machine (intra 1, inter 2) the raw batch-1 call took 0.56x the time of
+    TensorFlow's own choice (9.5 against 16.7 ms) and the best batch gave 1.19x the images/s
+    (docs/benchmarks.md, "TensorFlow's threads and the batch size"). One CPU gets one thread
+    of each."""
     cpus = max(1, cpus)
     return max(1, cpus // 2), min(2, cpus)
 
