@@ -5,6 +5,11 @@ takes up to `max_batch_size` images (waiting at most `max_wait` after the oldest
 for others to join), calls the model once, and hands each result back to its caller's loop
 with `call_soon_threadsafe`. The model never runs on the event loop. An idle worker takes a
 lone request at once when `max_wait` is 0; under load batches fill while the model is busy.
+With `max_wait` 0 and a `busy_wait`, a batch that follows a full one (the service is saturated)
+waits up to `busy_wait` after its oldest image for others: at 32 requests in flight this stops
+the model from running a batch of the one or two images that came back first while the rest
+are still in their upload checks, and a request arriving at a service that is not saturated
+still goes in at once.
 The batcher does not look inside the per-image results (`ResultT`, the model's answer).
 """
 
@@ -64,6 +69,7 @@ class MicroBatcher(Generic[ResultT]):
         max_wait_s: float,
         queue_size: int,
         observer: BatchObserver | None = None,
+        busy_wait_s: float = 0.0,
     ) -> None:
         if max_batch_size < 1 or queue_size < 1 or max_wait_s < 0:
             raise ValueError("max_batch_size and queue_size must be >= 1, max_wait_s >= 0")
@@ -76,6 +82,8 @@ class MicroBatcher(Generic[ResultT]):
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.busy_wait_s = busy_wait_s
+        self._last_was_full = False  # the previous batch had max_batch_size images
 
     @property
     def depth(self) -> int:
@@ -134,14 +142,16 @@ class MicroBatcher(Generic[ResultT]):
                 if self._stopping:
                     return None
                 self._cond.wait()
-            if self.max_wait_s > 0:
-                deadline = self._pending[0].enqueued_at + self.max_wait_s
+            wait = self.max_wait_s or (self.busy_wait_s if self._last_was_full else 0.0)
+            if wait > 0:
+                deadline = self._pending[0].enqueued_at + wait
                 while len(self._pending) < self.max_batch_size and not self._stopping:
                     remaining = deadline - time.perf_counter()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
             size = min(len(self._pending), self.max_batch_size)
+            self._last_was_full = size == self.max_batch_size
             return [self._pending.popleft() for _ in range(size)]
 
     def _process(self, batch: list[_Request[ResultT]]) -> None:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(
         default=0.0, ge=0, description="Longest the oldest queued image waits for others."
     )
+    busy_wait_ms: float = Field(
+        default=5.0, ge=0, description="After a full batch (the service is saturated), how "
+        "long the next batch's oldest image waits for others to fill it; 0: never. Requests "
+        "that arrive alone never wait."
+    )
     queue_size: int = Field(
         default=1024, ge=1, description="Images waiting for the model at most; beyond it: 503."
     )

@@ -102,6 +102,7 @@ def load_version(
         max_wait_s=settings.max_wait_ms / 1000.0,
         queue_size=settings.queue_size,
         observer=metrics,
+        busy_wait_s=settings.busy_wait_ms / 1000.0,
     )
     batcher.start()
     return runner, batcher

@@ -233,3 +233,46 @@ def test_event_loop_stays_responsive_while_the_model_runs() -> None:
         assert run(main()) >= 5  # the loop kept ticking during the 0.3 s model call
     finally:
         batcher.stop()
+
+
+def test_after_a_full_batch_the_next_waits_for_more_and_a_lone_request_never_does() -> None:
+    model = RecordingModel()
+    batcher = MicroBatcher(model, max_batch_size=2, max_wait_s=0.0, queue_size=100,
+                           busy_wait_s=0.3)
+    batcher.start()
+
+    async def main() -> tuple[float, list[int]]:
+        started = time.perf_counter()
+        await batcher.predict(b"1")  # nothing was full before: answered at once
+        alone = time.perf_counter() - started
+        await asyncio.gather(batcher.predict(b"2"), batcher.predict(b"3"))  # a full batch
+        first = asyncio.ensure_future(batcher.predict(b"4"))
+        await asyncio.sleep(0.05)  # well inside the busy wait: joins 4's batch
+        await asyncio.gather(first, batcher.predict(b"5"))
+        return alone, [len(batch) for batch in model.batches]
+
+    try:
+        alone, sizes = run(main())  # type: ignore[misc]
+    finally:
+        batcher.stop()
+    assert alone < 0.2
+    assert sizes[0] == 1 and sizes[-1] == 2 and sum(sizes) == 5
+    assert model.batches[-1] == [b"4", b"5"]
+
+
+def test_no_busy_wait_takes_each_image_as_it_comes() -> None:
+    model = RecordingModel()
+    batcher = MicroBatcher(model, max_batch_size=2, max_wait_s=0.0, queue_size=100)
+    batcher.start()
+
+    async def main() -> None:
+        await asyncio.gather(batcher.predict(b"2"), batcher.predict(b"3"))
+        first = asyncio.ensure_future(batcher.predict(b"4"))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(first, batcher.predict(b"5"))
+
+    try:
+        run(main())
+    finally:
+        batcher.stop()
+    assert [b"4"] in model.batches and [b"5"] in model.batches

@@ -18,6 +18,7 @@ def test_environment_variables_set_every_field(
     values = {
         "MRI_HOST": "0.0.0.0", "MRI_PORT": "9001", "MRI_MODEL_DIR": str(tmp_path),
         "MRI_MODEL_NAME": "brain-tumor-cnn", "MRI_MAX_BATCH_SIZE": "16", "MRI_MAX_WAIT_MS": "0",
+        "MRI_BUSY_WAIT_MS": "2.5",
         "MRI_QUEUE_SIZE": "64", "MRI_MAX_UPLOAD_BYTES": "1000",
         "MRI_MAX_BATCH_UPLOAD_BYTES": "5000",
         "MRI_MAX_PIXELS": "1000000", "MRI_MAX_BATCH_FILES": "8", "MRI_API_KEY": "zq-secret-9",
@@ -40,6 +41,7 @@ def test_environment_variables_set_every_field(
     assert settings.operating_point == "balanced"
     assert settings.model_dir == tmp_path and settings.model_name == "brain-tumor-cnn"
     assert (settings.max_batch_size, settings.max_wait_ms, settings.queue_size) == (16, 0, 64)
+    assert settings.busy_wait_ms == 2.5
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "zq-secret-9"
     assert "zq-secret-9" not in repr(settings)  # the key never shows in logs or tracebacks
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
@@ -64,6 +66,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.host == "127.0.0.1" and settings.port == 8000
     assert settings.input_gate == "enforce"
     assert settings.gc_freeze is True
+    assert settings.busy_wait_ms == 5.0
 
 
 def test_empty_optional_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
