@@ -35,7 +35,7 @@ from benchmarks.report import Ratio, ServerResult, compute_ratios, markdown
 from benchmarks.servers import REPO, ServerProcess, spawn_server, wait_until_ready
 from benchmarks.workload import Workload, load_folder, synthetic
 from model_contract import LayoutError, ModelCard, find_version_dir, read_card
-from service.cpus import available_cpus, default_tf_threads
+from service.config import Settings
 
 T = TypeVar("T")
 LATENCY_SCENARIO = "conc 1"
@@ -207,10 +207,16 @@ def start_servers(
 
 def service_threads(env: Mapping[str, str]) -> Threads:
     """The TensorFlow threads of a service started with this environment: what it sets, else
-    the service's own defaults for this machine's CPUs."""
-    intra, inter = default_tf_threads(available_cpus())
-    return Threads(int(env.get("MRI_TF_INTRA_OP_THREADS", intra)),
-                   int(env.get("MRI_TF_INTER_OP_THREADS", inter)))
+    the service's own defaults (service/config.py) for this machine's CPUs."""
+
+    def setting(field: str) -> int:
+        name = f"MRI_{field.upper()}"
+        if name in env:
+            return int(env[name])
+        default: int = Settings.model_fields[field].get_default(call_default_factory=True)
+        return default
+
+    return Threads(setting("tf_intra_op_threads"), setting("tf_inter_op_threads"))
 
 
 def thread_settings(args: argparse.Namespace) -> list[Threads]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import service.config
 from benchmarks import serving
 from benchmarks.compare import peer_environment
 from benchmarks.compare_report import TargetResult, markdown, ratios
@@ -99,12 +100,12 @@ def test_the_raw_model_is_also_timed_with_the_threads_each_service_runs_with(
 ) -> None:
     # The overhead figure subtracts the fastest raw call: the service's own thread setting
     # must be among those timed, or a better setting in the service would flatter it.
-    monkeypatch.setattr(serving, "available_cpus", lambda: 2)
+    monkeypatch.setattr(service.config, "available_cpus", lambda: 2)
     assert serving.service_threads({}) == Threads(1, 2)
     assert serving.service_threads({"MRI_TF_INTER_OP_THREADS": "3"}) == Threads(1, 3)
     assert serving.service_threads({"MRI_TF_INTRA_OP_THREADS": "0",
                                     "MRI_TF_INTER_OP_THREADS": "0"}) == Threads()
-    monkeypatch.setattr(serving, "available_cpus", lambda: 1)
+    monkeypatch.setattr(service.config, "available_cpus", lambda: 1)
     assert serving.service_threads({}) == Threads(1, 1)
 
 
