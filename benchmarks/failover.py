@@ -177,6 +177,7 @@ class FailoverResult:
     records: list[AccessRecord]
     rss_mib: dict[str, float]  # replica name -> VmRSS after the run
     load_average: tuple[float, float]  # the machine's 1-minute load average, before and after
+    nginx_problems: list[str]  # nginx's error log at level error or worse
 
     @property
     def failed_requests(self) -> int:
@@ -216,6 +217,7 @@ class FailoverResult:
             "after": [result.to_json() for result in self.after],
             "rss_mib": self.rss_mib,
             "load_average_before_after": self.load_average,
+            "nginx_problems": self.nginx_problems,
         }
 
 
@@ -269,7 +271,7 @@ def run_failover(args: argparse.Namespace, workdir: Path) -> FailoverResult:
         fleet.stop()
     return FailoverResult(during, after, plan.port, plan.killed_at, plan.ready_at,
                           read_access_log(nginx.access_log), rss,
-                          (load_before, os.getloadavg()[0]))
+                          (load_before, os.getloadavg()[0]), nginx.problems())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

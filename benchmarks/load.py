@@ -52,7 +52,7 @@ class ScenarioResult:
     images_per_request: int
     requests: int  # answered 200
     errors: int
-    statuses: dict[str, int]  # the non-200 outcomes: status code, or "transport"
+    statuses: dict[str, int]  # the non-200 outcomes: status code, or "transport:<httpx error>"
     seconds: float
     images_per_s: float
     p50_ms: float
@@ -171,8 +171,9 @@ async def run_scenario(
                 scenario.path, content=body.content,
                 headers={"content-type": body.content_type, **dict(body.headers)},
             )
-        except httpx.HTTPError:
-            outcome = "transport"
+        except httpx.HTTPError as error:
+            # The exception's class says which kind (ReadTimeout, RemoteProtocolError, ...).
+            outcome = f"transport:{type(error).__name__}"
         else:
             outcome = str(response.status_code)
             if response.status_code == 200:

@@ -71,6 +71,14 @@ class Nginx:
         text = path.read_text(errors="replace") if path.exists() else "(no error log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def problems(self) -> list[str]:
+        """The error log's lines at level error or worse (a failed attempt on a replica, a
+        client connection nginx dropped): what explains a failed client request."""
+        path = self.prefix / "error.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        levels = ("[error]", "[crit]", "[alert]", "[emerg]")
+        return [line for line in text.splitlines() if any(level in line for level in levels)]
+
     def stop(self) -> None:
         """SIGQUIT: graceful shutdown, as `nginx -s quit` sends."""
         if self.process.poll() is None:
