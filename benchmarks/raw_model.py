@@ -28,15 +28,19 @@ REFERENCE_BATCH = 32
 
 @dataclass(frozen=True)
 class Threads:
-    """TensorFlow's intra-op and inter-op thread counts; 0 lets TensorFlow choose."""
+    """How a raw process runs the model: TensorFlow's intra-op and inter-op thread counts (0
+    lets TensorFlow choose), and whether it calls the signature frozen, as the service does
+    unless MRI_FREEZE_GRAPH=false (service/graph_freezing.py)."""
 
     intra_op: int = 0
     inter_op: int = 0
+    frozen: bool = False
 
     def __str__(self) -> str:
-        if self == Threads():
-            return "default"
-        return f"intra {self.intra_op or 'default'}, inter {self.inter_op or 'default'}"
+        frozen = ", frozen" if self.frozen else ""
+        if (self.intra_op, self.inter_op) == (0, 0):
+            return f"default{frozen}"
+        return f"intra {self.intra_op or 'default'}, inter {self.inter_op or 'default'}{frozen}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def measure(
     command = [
         sys.executable, "-m", "benchmarks.raw_model", "--version-dir", str(version_dir),
         "--images-file", str(images_path), "--intra-op", str(threads.intra_op),
-        "--inter-op", str(threads.inter_op),
+        "--inter-op", str(threads.inter_op), *(["--frozen"] if threads.frozen else []),
         "--batch-sizes", ",".join(str(size) for size in batch_sizes),
         "--max-images", str(max_images), "--max-seconds", str(max_seconds),
     ]
@@ -121,15 +125,17 @@ def measure(
 class SignatureCaller:
     """The signature as the service calls it: a string tensor in, a float array out."""
 
-    def __init__(self, version_dir: Path) -> None:
+    def __init__(self, version_dir: Path, frozen: bool = False) -> None:
         import tensorflow as tf
 
         from model_contract import read_card
+        from service.graph_freezing import FrozenSignature
 
         card = read_card(version_dir)
         self._tf = tf
         self._loaded = tf.saved_model.load(str(version_dir))  # keeps the variables alive
-        self._function = self._loaded.signatures[card.input.signature]
+        signature = self._loaded.signatures[card.input.signature]
+        self._function = FrozenSignature(signature) if frozen else signature
         self._input_key = card.input.input_key
         self._output_key = card.input.output_key
 
@@ -176,19 +182,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images-file", type=Path, required=True)
     parser.add_argument("--intra-op", type=int, default=0)
     parser.add_argument("--inter-op", type=int, default=0)
+    parser.add_argument("--frozen", action="store_true", help="call the frozen signature")
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     parser.add_argument("--max-images", type=int, default=384)
     parser.add_argument("--max-seconds", type=float, default=8.0)
     args = parser.parse_args(argv)
     import tensorflow as tf
 
-    threads = Threads(args.intra_op, args.inter_op)
+    threads = Threads(args.intra_op, args.inter_op, args.frozen)
     if threads.intra_op:
         tf.config.threading.set_intra_op_parallelism_threads(threads.intra_op)
     if threads.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(threads.inter_op)
     images = read_images(args.images_file)
-    predict = SignatureCaller(args.version_dir)
+    predict = SignatureCaller(args.version_dir, args.frozen)
     reference = np.concatenate([
         predict(images[start:start + REFERENCE_BATCH])
         for start in range(0, len(images), REFERENCE_BATCH)

@@ -68,7 +68,7 @@ class Ratio:
 def describe(run: BatchRun) -> str:
     if run.threads == Threads():
         return f"batch {run.batch_size}"
-    return f"batch {run.batch_size}, TF threads {run.threads}"
+    return f"batch {run.batch_size}, TF {run.threads}"
 
 
 def _divide(top: float | None, bottom: float | None) -> float | None:

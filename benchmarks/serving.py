@@ -29,6 +29,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import TypeAdapter
+
 from benchmarks.load import Scenario, ScenarioResult, request_bodies, run_scenario
 from benchmarks.raw_model import BatchRun, Threads, best_run, measure, write_images
 from benchmarks.report import Ratio, ServerResult, compute_ratios, markdown
@@ -206,17 +208,18 @@ def start_servers(
 
 
 def service_threads(env: Mapping[str, str]) -> Threads:
-    """The TensorFlow threads of a service started with this environment: what it sets, else
-    the service's own defaults (service/config.py) for this machine's CPUs."""
+    """The TensorFlow threads (and frozen graph or not) of a service started with this
+    environment: what it sets, else the service's own defaults (service/config.py) for this
+    machine's CPUs."""
 
-    def setting(field: str) -> int:
+    def setting(field: str, kind: type[int] | type[bool]) -> Any:
         name = f"MRI_{field.upper()}"
         if name in env:
-            return int(env[name])
-        default: int = Settings.model_fields[field].get_default(call_default_factory=True)
-        return default
+            return TypeAdapter(kind).validate_python(env[name])  # as the settings parse it
+        return Settings.model_fields[field].get_default(call_default_factory=True)
 
-    return Threads(setting("tf_intra_op_threads"), setting("tf_inter_op_threads"))
+    return Threads(setting("tf_intra_op_threads", int), setting("tf_inter_op_threads", int),
+                   setting("freeze_graph", bool))
 
 
 def thread_settings(args: argparse.Namespace) -> list[Threads]:

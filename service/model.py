@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from model_contract import ModelCard, read_card
 from service.errors import ExplainUnsupported, ModelLoadError, Undecodable
+from service.graph_freezing import FrozenSignature, frozen_or_as_is
 
 logger = logging.getLogger("service")
 
@@ -128,11 +129,18 @@ class ModelRunner:
         self._explain = explain_signature
 
     @property
+    def frozen(self) -> bool:
+        """Whether predictions run the frozen signature (service/graph_freezing.py)."""
+        return isinstance(self._signature, FrozenSignature)
+
+    @property
     def can_explain(self) -> bool:
         return self._explain is not None
 
     @classmethod
-    def load(cls, version_dir: Path) -> ModelRunner:
+    def load(cls, version_dir: Path, freeze_graph: bool = True) -> ModelRunner:
+        """Load the version's SavedModel; with `freeze_graph`, serve its signatures with the
+        variables folded in as constants (service/graph_freezing.py), which is faster."""
         card = read_card(version_dir)
         import tensorflow as tf
 
@@ -144,8 +152,13 @@ class ModelRunner:
         name = card.input.signature
         if name not in signatures:
             raise ModelLoadError(f"SavedModel {version_dir} has no {name!r} signature")
-        explain = _explain_signature(version_dir, card, signatures)
-        return cls(version_dir, card, loaded, signatures[name], explain)
+        serving, explain = signatures[name], _explain_signature(version_dir, card, signatures)
+        if freeze_graph:
+            key, image = card.input.input_key, tf.constant(warmup_image())
+            serving = frozen_or_as_is(serving, {key: tf.reshape(image, [1])}, name)
+            if explain is not None and card.explain is not None:
+                explain = frozen_or_as_is(explain, {key: image}, card.explain.signature)
+        return cls(version_dir, card, loaded, serving, explain)
 
     def predict(self, images: Sequence[bytes]) -> list[ModelAnswer]:
         """P(tumor) (and the gate's score) for each canonical image, in order. Runs

@@ -92,7 +92,7 @@ def load_version(
 ) -> tuple[ModelRunner, MicroBatcher[ModelAnswer]]:
     """Load a version, warm it up and start its batcher: ready to serve when this returns."""
     read_card(version_dir)  # fail fast on a bad card, before the SavedModel loads
-    runner = ModelRunner.load(version_dir)
+    runner = ModelRunner.load(version_dir, freeze_graph=settings.freeze_graph)
     # Every batch size the batcher can form: each is a new shape for the graph, whose kernels'
     # caches would otherwise grow over the first few thousand requests.
     runner.warm_up(range(1, settings.max_batch_size + 1))
@@ -182,9 +182,10 @@ class Runtime:
             self.metrics.model_ready.set(1)
             self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
-                "model %s version %d loaded from %s and warmed up in %.1f s; input gate: %s",
-                runner.card.name, runner.card.version, version_dir, time.perf_counter() - started,
-                gate_status(runner.card, settings.input_gate),
+                "model %s version %d loaded from %s and warmed up in %.1f s; input gate: %s; "
+                "graph: %s", runner.card.name, runner.card.version, version_dir,
+                time.perf_counter() - started, gate_status(runner.card, settings.input_gate),
+                "frozen" if runner.frozen else "as exported",
             )
         finally:
             self._loaded.set()

@@ -95,18 +95,20 @@ def test_quick_comparison_without_peers(exported_model_dir: Path, tmp_path: Path
     assert set(results["gc_pauses"]["service"]) == {"0", "1", "2"}
 
 
-def test_the_raw_model_is_also_timed_with_the_threads_each_service_runs_with(
+def test_the_raw_model_is_also_timed_as_each_service_runs_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The overhead figure subtracts the fastest raw call: the service's own thread setting
     # must be among those timed, or a better setting in the service would flatter it.
     monkeypatch.setattr(service.config, "available_cpus", lambda: 2)
-    assert serving.service_threads({}) == Threads(1, 2)
-    assert serving.service_threads({"MRI_TF_INTER_OP_THREADS": "3"}) == Threads(1, 3)
-    assert serving.service_threads({"MRI_TF_INTRA_OP_THREADS": "0",
+    # The same for the frozen graph the service serves unless told otherwise.
+    assert serving.service_threads({}) == Threads(1, 2, frozen=True)
+    assert serving.service_threads({"MRI_TF_INTER_OP_THREADS": "3"}) == Threads(1, 3, True)
+    assert serving.service_threads({"MRI_TF_INTRA_OP_THREADS": "0", "MRI_FREEZE_GRAPH": "false",
                                     "MRI_TF_INTER_OP_THREADS": "0"}) == Threads()
+    assert serving.service_threads({"MRI_FREEZE_GRAPH": "0"}) == Threads(1, 2, frozen=False)
     monkeypatch.setattr(service.config, "available_cpus", lambda: 1)
-    assert serving.service_threads({}) == Threads(1, 1)
+    assert serving.service_threads({}) == Threads(1, 1, frozen=True)
 
 
 def test_peer_threads_reach_the_peer_model_and_default_to_tensorflows_choice(

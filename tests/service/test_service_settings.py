@@ -31,6 +31,7 @@ def test_environment_variables_set_every_field(
         "MRI_DECODE_MEMORY_BYTES": "33554432",
         "MRI_MODEL_VERSION": "2",
         "MRI_MODEL_POLL_SECONDS": "0.5", "MRI_INPUT_GATE": "Report", "MRI_GC_FREEZE": "false",
+        "MRI_FREEZE_GRAPH": "false",
         "MRI_OPERATING_POINT": "balanced",
     }
     for name, value in values.items():
@@ -52,7 +53,7 @@ def test_environment_variables_set_every_field(
     assert settings.log_format == "json" and settings.exit_on_load_failure is False
     assert (settings.model_version, settings.model_poll_seconds) == (2, 0.5)
     assert settings.input_gate == "report"
-    assert settings.gc_freeze is False
+    assert settings.gc_freeze is False and settings.freeze_graph is False
     assert settings.explain_threads == 1
 
 
@@ -65,7 +66,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_key is None and settings.cors_origins == []
     assert settings.host == "127.0.0.1" and settings.port == 8000
     assert settings.input_gate == "enforce"
-    assert settings.gc_freeze is True
+    assert settings.gc_freeze is True and settings.freeze_graph is True
     assert settings.busy_wait_ms == 5.0
 
 
