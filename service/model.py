@@ -123,7 +123,9 @@ class ModelRunner:
     ) -> None:
         self.version_dir = version_dir
         self.card = card
-        self._loaded = loaded  # keeps the signature's variables alive
+        # Keeps an unfrozen signature's variables alive; a frozen one holds its own constants,
+        # so when every signature is frozen the SavedModel is let go (about 100 MiB less).
+        self._loaded = loaded
         self._signature = signature
         self.gate_key = _gate_key(card, signature, version_dir)
         self._explain = explain_signature
@@ -158,6 +160,8 @@ class ModelRunner:
             serving = frozen_or_as_is(serving, {key: tf.reshape(image, [1])}, name)
             if explain is not None and card.explain is not None:
                 explain = frozen_or_as_is(explain, {key: image}, card.explain.signature)
+            if all(isinstance(f, FrozenSignature) for f in (serving, explain) if f is not None):
+                loaded = None
         return cls(version_dir, card, loaded, serving, explain)
 
     def predict(self, images: Sequence[bytes]) -> list[ModelAnswer]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed, QueueFull
 from service.gate import gate_status
 from service.gc_tuning import GCPauseObserver, freeze_long_lived_heap, refreeze_long_lived_heap
+from service.heap_release import release_free_heap
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
 from service.model import Explanation, ModelAnswer, ModelRunner, configure_tensorflow_threads
@@ -179,6 +181,9 @@ class Runtime:
                 # Last, once the model, its traced functions and every batch shape exist.
                 logger.info("%d long-lived objects frozen out of garbage collection",
                             freeze_long_lived_heap())
+            else:
+                gc.collect()  # the loading's garbage (graph copies), before the trim below
+            release_free_heap()
             self.metrics.model_ready.set(1)
             self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
@@ -228,6 +233,9 @@ class Runtime:
             # The replaced version was frozen with the rest: one full collection frees its
             # cycles (a single pause per reload), then the new heap is frozen again.
             refreeze_long_lived_heap()
+        else:
+            gc.collect()
+        release_free_heap()  # the replaced version's memory, and the new one's load garbage
 
     def reload(self, retry_refused: bool = False) -> bool:
         """Swap in the wanted version if it is not the one serving; True when it swapped. A
