@@ -3,10 +3,11 @@
 Loading and freezing a model version (service/graph_freezing.py) builds graph copies and
 protocol buffers worth about 200 MiB that are freed once it is done; glibc's malloc keeps freed
 memory in the process for reuse, so it would stay resident (and count against a container's
-memory limit) for the process's whole life. `malloc_trim(0)` hands the free pages back: the
-service's VmRSS when ready went from 1,069 to 877 MiB with the frozen graph, and from 820 to
-793 MiB without it (2-core machine, shipped model). A C library without `malloc_trim` (musl)
-keeps its own behaviour.
+memory limit) for the process's whole life. `malloc_trim(0)` hands the free pages back. With
+it, and the SavedModel let go once its signatures are frozen (service/model.py), the service's
+PSS when ready in `python -m benchmarks.compare` went from 1,066 to 874 MiB on the 2-core
+machine (docs/benchmarks.md, "The frozen graph"). A C library without `malloc_trim` (musl) keeps
+its own behaviour.
 """
 
 from __future__ import annotations
