@@ -131,6 +131,7 @@ class ServerProcess:
     spawned_at: float
     ready_path: str = "/health/ready"
     start_to_ready_s: float = float("nan")
+    ready_to_frozen_s: float = float("nan")  # a freezing service: ready to its graph frozen
     pss_ready: int = 0  # bytes, whole process tree, read by benchmarks/compare.py
     pss_end: int = 0
     requests_done: int = 0
@@ -216,6 +217,29 @@ def spawn_server(
                          spawned_at, ready_path)
 
 
+def freezes_graph(server: ServerProcess) -> bool:
+    """A service that swaps in frozen signatures after ready (MRI_FREEZE_GRAPH, on unless
+    set false)."""
+    setting = server.env.get("MRI_FREEZE_GRAPH", "true").strip().lower()
+    return server.kind == "service" and setting not in {"false", "0", "no", "off"}
+
+
+def wait_until_frozen(server: ServerProcess, client: httpx.Client, timeout: float) -> None:
+    """After ready, until a freezing service's `mri_model_graph_frozen` is 1 (or its log says
+    the graph was left as exported): its memory and speed are read as it serves from then on,
+    not while it is still freezing."""
+    while freezes_graph(server):
+        frozen = "mri_model_graph_frozen 1.0" in client.get(f"{server.url}/metrics").text
+        if frozen or "left as exported" in server.log_path.read_text(errors="replace"):
+            server.ready_to_frozen_s = time.perf_counter() - server.spawned_at \
+                - server.start_to_ready_s
+            return
+        if time.perf_counter() - server.spawned_at > timeout:
+            raise ServerFailed(f"{server.name} not frozen after {timeout:.0f} s:\n"
+                               f"{server.log_tail()}")
+        time.sleep(0.1)
+
+
 def wait_until_ready(server: ServerProcess, timeout: float) -> None:
     """Poll the server's ready path (/health/ready) every 50 ms (connection refused counts as
     not ready); start-to-ready runs from just before the process was spawned to the first
@@ -231,6 +255,7 @@ def wait_until_ready(server: ServerProcess, timeout: float) -> None:
             try:
                 if client.get(f"{server.url}{server.ready_path}").status_code == 200:
                     server.start_to_ready_s = time.perf_counter() - server.spawned_at
+                    wait_until_frozen(server, client, timeout)
                     return
             except httpx.TransportError:
                 pass

@@ -36,19 +36,19 @@ class FrozenSignature:
             convert_variables_to_constants_v2,
         )
 
-        self._frozen = convert_variables_to_constants_v2(signature)
+        self.function = convert_variables_to_constants_v2(signature)
         self.structured_outputs = signature.structured_outputs
 
     def op_types(self) -> set[str]:
         """The op types of the frozen graph and the functions it calls (no variable reads are
         left among them)."""
-        return graph_op_types(self._frozen.graph)
+        return graph_op_types(self.function.graph)
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         import tensorflow as tf
 
         outputs: dict[str, Any] = tf.nest.pack_sequence_as(
-            self.structured_outputs, self._frozen(**inputs)
+            self.structured_outputs, self.function(**inputs)
         )
         return outputs
 

@@ -90,6 +90,10 @@ class Metrics:
         self.model_ready = Gauge(
             "mri_model_ready", "1 when the model is loaded and warmed up, else 0.", registry=r,
         )
+        self.model_graph_frozen = Gauge(
+            "mri_model_graph_frozen", "1 once the served version's signatures run frozen "
+            "(MRI_FREEZE_GRAPH; swapped in after ready), else 0.", registry=r,
+        )
 
     def _add_explain_metrics(self, r: CollectorRegistry) -> None:
         """POST /explain's own metrics: explanations never enter the batcher."""

@@ -10,6 +10,7 @@ import io
 import logging
 import math
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,12 +124,15 @@ class ModelRunner:
     ) -> None:
         self.version_dir = version_dir
         self.card = card
-        # Keeps an unfrozen signature's variables alive; a frozen one holds its own constants,
-        # so when every signature is frozen the SavedModel is let go (about 100 MiB less).
+        # Keeps an exported signature's variables alive; a frozen one holds its own constants,
+        # so once every signature is frozen the SavedModel is let go (about 100 MiB less).
         self._loaded = loaded
         self._signature = signature
         self.gate_key = _gate_key(card, signature, version_dir)
         self._explain = explain_signature
+        # Calls running an exported signature, which must end before the SavedModel goes.
+        self._calls = threading.Condition()
+        self._exported_calls = 0
 
     @property
     def frozen(self) -> bool:
@@ -140,9 +144,9 @@ class ModelRunner:
         return self._explain is not None
 
     @classmethod
-    def load(cls, version_dir: Path, freeze_graph: bool = True) -> ModelRunner:
-        """Load the version's SavedModel; with `freeze_graph`, serve its signatures with the
-        variables folded in as constants (service/graph_freezing.py), which is faster."""
+    def load(cls, version_dir: Path) -> ModelRunner:
+        """Load the version's SavedModel, its signatures as exported (`freeze` makes them
+        faster later)."""
         card = read_card(version_dir)
         import tensorflow as tf
 
@@ -154,15 +158,44 @@ class ModelRunner:
         name = card.input.signature
         if name not in signatures:
             raise ModelLoadError(f"SavedModel {version_dir} has no {name!r} signature")
-        serving, explain = signatures[name], _explain_signature(version_dir, card, signatures)
-        if freeze_graph:
-            key, image = card.input.input_key, tf.constant(warmup_image())
-            serving = frozen_or_as_is(serving, {key: tf.reshape(image, [1])}, name)
-            if explain is not None and card.explain is not None:
-                explain = frozen_or_as_is(explain, {key: image}, card.explain.signature)
+        explain = _explain_signature(version_dir, card, signatures)
+        return cls(version_dir, card, loaded, signatures[name], explain)
+
+    def freeze(self, batch_sizes: Sequence[int]) -> bool:
+        """Swap in frozen signatures (service/graph_freezing.py), warmed up at every batch size
+        first, while this runner serves; True when predictions now run frozen. A signature
+        that does not freeze, or answers differently frozen, stays as exported."""
+        import tensorflow as tf
+
+        card, image = self.card, tf.constant(warmup_image())
+        key = card.input.input_key
+        serving = frozen_or_as_is(self._signature, {key: tf.reshape(image, [1])},
+                                  card.input.signature)
+        explain = self._explain
+        if explain is not None and card.explain is not None:
+            explain = frozen_or_as_is(explain, {key: image}, card.explain.signature)
+        ModelRunner(self.version_dir, card, None, serving, explain).warm_up(batch_sizes)
+        with self._calls:
+            self._signature, self._explain = serving, explain
             if all(isinstance(f, FrozenSignature) for f in (serving, explain) if f is not None):
-                loaded = None
-        return cls(version_dir, card, loaded, serving, explain)
+                self._calls.wait_for(lambda: self._exported_calls == 0)
+                self._loaded = None
+        return self.frozen
+
+    def _run(self, explain: bool, **inputs: Any) -> dict[str, Any]:
+        """Call the serving (or explain) signature, counting calls on an exported one."""
+        with self._calls:
+            function: Any = self._explain if explain else self._signature
+            exported = not isinstance(function, FrozenSignature)
+            self._exported_calls += exported
+        try:
+            outputs: dict[str, Any] = function(**inputs)
+            return outputs
+        finally:
+            if exported:
+                with self._calls:
+                    self._exported_calls -= 1
+                    self._calls.notify_all()
 
     def predict(self, images: Sequence[bytes]) -> list[ModelAnswer]:
         """P(tumor) (and the gate's score) for each canonical image, in order. Runs
@@ -172,7 +205,7 @@ class ModelRunner:
         batch = tf.constant(list(images), dtype=tf.string)
         try:
             spec = self.card.input
-            outputs = self._signature(**{spec.input_key: batch})
+            outputs = self._run(False, **{spec.input_key: batch})
         except tf.errors.InvalidArgumentError as error:
             logger.debug("the model refused an input: %s", error.message)
             raise Undecodable(MODEL_DECODER_REFUSED) from None
@@ -196,7 +229,7 @@ class ModelRunner:
         if self._explain is None or self.card.explain is None:
             raise ExplainUnsupported(self.card.name, self.card.version)
         try:
-            outputs = self._explain(**{self.card.input.input_key: tf.constant(image)})
+            outputs = self._run(True, **{self.card.input.input_key: tf.constant(image)})
         except tf.errors.InvalidArgumentError as error:
             logger.debug("the model refused an input: %s", error.message)
             raise Undecodable(MODEL_DECODER_REFUSED) from None

@@ -42,6 +42,8 @@ EXPLAINED_LOAD_ERRORS = (ModelLoadError, LayoutError, CardError)
 # How long a replaced version's batcher still takes work from requests that got it before the
 # swap (and were still checking their upload); far longer than an upload check takes.
 RETIRE_AFTER_SECONDS = 30.0
+# How long shutting down waits for a graph freezing in progress (seconds on 2 cores).
+FREEZING_TIMEOUT_S = 60.0
 
 
 def public_reason(error: Exception, model_dir: Path) -> str:
@@ -94,7 +96,7 @@ def load_version(
 ) -> tuple[ModelRunner, MicroBatcher[ModelAnswer]]:
     """Load a version, warm it up and start its batcher: ready to serve when this returns."""
     read_card(version_dir)  # fail fast on a bad card, before the SavedModel loads
-    runner = ModelRunner.load(version_dir, freeze_graph=settings.freeze_graph)
+    runner = ModelRunner.load(version_dir)
     # Every batch size the batcher can form: each is a new shape for the graph, whose kernels'
     # caches would otherwise grow over the first few thousand requests.
     runner.warm_up(range(1, settings.max_batch_size + 1))
@@ -131,6 +133,7 @@ class Runtime:
         self._reload_lock = threading.Lock()
         self._retired: list[MicroBatcher[ModelAnswer]] = []
         self._refused: set[Path] = set()
+        self._freezers: list[threading.Thread] = []
         self._gc_observer = GCPauseObserver(metrics.gc_pause_seconds)
 
     @property
@@ -155,6 +158,8 @@ class Runtime:
 
     def _load_then_watch(self) -> None:
         self._load()
+        if self.state is RuntimeState.READY and self.runner is not None:
+            self._start_freezing(self.runner)
         poll = self.settings.model_poll_seconds
         while poll > 0 and self.state is RuntimeState.READY and not self._stopping.wait(poll):
             try:
@@ -187,18 +192,53 @@ class Runtime:
             self.metrics.model_ready.set(1)
             self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
-                "model %s version %d loaded from %s and warmed up in %.1f s; input gate: %s; "
-                "graph: %s", runner.card.name, runner.card.version, version_dir,
-                time.perf_counter() - started, gate_status(runner.card, settings.input_gate),
-                "frozen" if runner.frozen else "as exported",
+                "model %s version %d loaded from %s and warmed up in %.1f s; input gate: %s",
+                runner.card.name, runner.card.version, version_dir, time.perf_counter() - started,
+                gate_status(runner.card, settings.input_gate),
             )
         finally:
             self._loaded.set()
+
+    def _start_freezing(self, runner: ModelRunner) -> None:
+        """With MRI_FREEZE_GRAPH, swap the runner's frozen signatures in, in a thread, while it
+        serves as exported: freezing takes seconds, and readiness does not wait for it."""
+        self.metrics.model_graph_frozen.set(0)
+        if self.settings.freeze_graph:
+            thread = threading.Thread(target=self._freeze_graph, args=(runner,),
+                                      name="graph-freezer", daemon=True)
+            self._freezers.append(thread)
+            thread.start()
+
+    def wait_for_freezing(self, timeout: float) -> bool:
+        """Block until every graph freezing started so far has ended; True when they did."""
+        for thread in list(self._freezers):
+            thread.join(timeout)
+        return not any(thread.is_alive() for thread in self._freezers)
+
+    def _freeze_graph(self, runner: ModelRunner) -> None:
+        started = time.perf_counter()
+        try:
+            frozen = runner.freeze(range(1, self.settings.max_batch_size + 1))
+        except Exception as error:  # the exported signatures go on serving
+            logger.warning("model graph left as exported: the frozen one failed its warm-up "
+                           "(%r)", error)
+            return
+        if self.settings.gc_freeze:
+            refreeze_long_lived_heap()  # the frozen graphs are long-lived too; the SavedModel
+        else:                           # they replace is freed by this one full collection
+            gc.collect()
+        release_free_heap()
+        if runner is self.runner:
+            self.metrics.model_graph_frozen.set(1 if frozen else 0)
+        logger.info("model %s version %d: graph %s in %.1f s", runner.card.name,
+                    runner.card.version, "frozen" if frozen else "left as exported",
+                    time.perf_counter() - started)
 
     def shutdown(self) -> None:
         """Finish queued work, then stop the worker threads."""
         self._stopping.set()
         self.metrics.model_ready.set(0)
+        self.wait_for_freezing(FREEZING_TIMEOUT_S)  # it may still be warming up the model
         with self._reload_lock:  # a reload in progress finishes first
             batchers = [*self._retired, *([self.batcher] if self.batcher else [])]
         for batcher in batchers:
@@ -256,6 +296,7 @@ class Runtime:
             except Exception as error:
                 raise self._refuse(version_dir, error) from None
             self._activate(new_runner, new_batcher)
+            self._start_freezing(new_runner)
             logger.info("model %s version %d loaded from %s and warmed up in %.1f s; it now "
                         "answers instead of version %d", new_runner.card.name,
                         new_runner.card.version, version_dir, time.perf_counter() - started,

@@ -123,3 +123,19 @@ def test_peer_threads_reach_the_peer_model_and_default_to_tensorflows_choice(
     assert (tuned[ENV_PREFIX + "TF_INTRA_OP_THREADS"],
             tuned[ENV_PREFIX + "TF_INTER_OP_THREADS"]) == ("1", "2")
     assert set(SETTINGS) == {key.removeprefix(ENV_PREFIX) for key in tuned}
+
+
+def test_only_a_service_that_freezes_its_graph_is_waited_for_after_ready(tmp_path: Path) -> None:
+    # Memory "when ready" and the rows are read once the frozen graph serves, not mid-swap.
+    from unittest.mock import Mock
+
+    from benchmarks.servers import ServerProcess, freezes_graph
+
+    def server(kind: str, env: dict[str, str]) -> ServerProcess:
+        return ServerProcess("s", kind, env, "http://127.0.0.1:1", Mock(), tmp_path / "log", 0.0)
+
+    assert freezes_graph(server("service", {}))
+    assert freezes_graph(server("service", {"MRI_FREEZE_GRAPH": "true"}))
+    assert not freezes_graph(server("service", {"MRI_FREEZE_GRAPH": "false"}))
+    assert not freezes_graph(server("service", {"MRI_FREEZE_GRAPH": "0"}))
+    assert not freezes_graph(server("peer", {}))

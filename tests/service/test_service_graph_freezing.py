@@ -5,6 +5,8 @@ the signature as exported in service."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,10 @@ from service.model import ModelRunner
 
 @pytest.fixture(scope="module")
 def runners(exported_version_dir: Path) -> tuple[ModelRunner, ModelRunner]:
-    return (ModelRunner.load(exported_version_dir, freeze_graph=True),
-            ModelRunner.load(exported_version_dir, freeze_graph=False))
+    frozen = ModelRunner.load(exported_version_dir)
+    assert not frozen.frozen  # loads as exported
+    assert frozen.freeze([1, 2, 3]) is True
+    return frozen, ModelRunner.load(exported_version_dir)
 
 
 def test_frozen_predictions_equal_the_exported_signatures(
@@ -108,3 +112,76 @@ def test_disagreement_names_the_first_output_that_differs() -> None:
     assert disagreement(want, {"a": np.array([0.25, 0.5 + 1e-6]), "b": np.zeros((2, 2))}) is None
     assert disagreement(want, {"a": np.array([0.25, 0.6]), "b": np.zeros((2, 2))}) == "a"
     assert disagreement(want, {"a": want["a"], "b": np.zeros((2, 3))}) == "b"
+
+
+def test_the_savedmodel_is_let_go_only_once_calls_on_it_have_ended(
+    exported_version_dir: Path, monkeypatch: pytest.MonkeyPatch, sample_images: dict[str, bytes],
+) -> None:
+    import service.model
+
+    runner = ModelRunner.load(exported_version_dir)
+    exported = runner._signature
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow:
+        """The exported signature, held up inside a call until `release`."""
+
+        structured_outputs = exported.structured_outputs
+
+        def __call__(self, **inputs: Any) -> Any:
+            entered.set()
+            assert release.wait(30)
+            return exported(**inputs)
+
+    slow = Slow()
+    runner._signature = slow
+    real = service.model.frozen_or_as_is
+    monkeypatch.setattr(service.model, "frozen_or_as_is",
+                        lambda f, sample, name: real(exported if f is slow else f, sample, name))
+    answers: list[Any] = []
+    caller = threading.Thread(target=lambda: answers.append(
+        runner.predict([sample_images["png_L"]])))
+    caller.start()
+    assert entered.wait(30)
+    freezer = threading.Thread(target=runner.freeze, args=([1],))
+    freezer.start()
+    deadline = time.monotonic() + 60
+    while not runner.frozen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner.frozen  # new calls already run frozen...
+    time.sleep(0.2)
+    assert freezer.is_alive() and runner._loaded is not None  # ...but the old call holds it
+    release.set()
+    caller.join(30)
+    freezer.join(30)
+    assert not freezer.is_alive() and runner._loaded is None
+    assert len(answers) == 1 and 0.0 <= answers[0][0].tumor_probability <= 1.0
+
+
+def test_the_service_is_ready_before_freezing_and_answers_through_the_swap(
+    make_client: Any, sample_images: dict[str, bytes], caplog: pytest.LogCaptureFixture,
+) -> None:
+    files = {"file": ("scan.png", sample_images["png_L"])}
+    with caplog.at_level(logging.INFO, logger="service"), make_client() as client:
+        runtime = client.app.state.runtime
+        first = client.post("/predict", files=files)  # ready: it answers at once
+        during = [client.post("/predict", files=files) for _ in range(20)]
+        assert runtime.wait_for_freezing(60)
+        assert runtime.runner.frozen
+        assert "mri_model_graph_frozen 1.0" in client.get("/metrics").text
+        after = client.post("/predict", files=files)
+    answers = [r.json()["tumor_probability"] for r in (first, *during, after)]
+    assert all(r.status_code == 200 for r in (first, *during, after))
+    assert max(answers) - min(answers) < 1e-5
+    assert "graph frozen in" in caplog.text
+
+
+def test_without_freeze_graph_the_service_serves_the_signatures_as_exported(
+    make_client: Any, sample_images: dict[str, bytes],
+) -> None:
+    with make_client(freeze_graph=False) as client:
+        runtime = client.app.state.runtime
+        assert runtime.wait_for_freezing(5)
+        response = client.post("/predict", files={"file": ("s.png", sample_images["png_L"])})
+        assert response.status_code == 200 and not runtime.runner.frozen
+        assert "mri_model_graph_frozen 0.0" in client.get("/metrics").text
