@@ -79,6 +79,10 @@ class Metrics:
         self.queue_depth = Gauge(
             "mri_queue_depth", "Images waiting for the model.", registry=r,
         )
+        self._add_model_metrics(r)
+
+    def _add_model_metrics(self, r: CollectorRegistry) -> None:
+        """The served model's state: which version, ready or not, frozen or not, reloads."""
         self.model_info = Gauge(
             "mri_model_info", "The loaded model: 1 for the served name and version.",
             ["name", "version"], registry=r,

@@ -118,11 +118,12 @@ def test_swap_then_a_corrupt_version_under_load_fail_no_request(
     first_two = versions.index(2)
     assert versions[first_two:].count(1) <= 16
     assert versions[-30:] == [2] * 30
-    # Both versions hold the same weights: the same image gets the same probability.
-    by_image: dict[str, set[float]] = {}
+    # Both versions hold the same weights: the same image gets the same probability (to the
+    # 1e-6 by which the graph frozen after ready differs from the one as exported).
+    by_image: dict[str, list[float]] = {}
     for name, _, probability in load.answers:
-        by_image.setdefault(name, set()).add(round(probability, 5))
-    assert all(len(values) == 1 for values in by_image.values()), by_image
+        by_image.setdefault(name, []).append(probability)
+    assert all(max(values) - min(values) < 1e-5 for values in by_image.values()), by_image
 
     assert httpx.get(f"{process.url}/model").json()["version"] == 2
     assert failures_counted(process.url) == 1  # refused once, not again at every poll

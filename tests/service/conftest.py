@@ -49,6 +49,9 @@ def make_client(exported_model_dir: Path) -> Iterator[ClientFactory]:
         # gc.freeze() is process-wide: in a test run that builds many apps it would keep every
         # dead app's cyclic garbage alive. The tests that check it turn it on themselves.
         overrides.setdefault("gc_freeze", False)
+        # Freezing the graph after ready costs each app seconds of CPU in the background; the
+        # tests that check it (test_service_graph_freezing.py, test_no_skew.py) turn it on.
+        overrides.setdefault("freeze_graph", False)
         return running_client(
             Settings(**overrides), wait, raise_server_exceptions, app_hook
         )

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,18 +28,23 @@ SAMPLES = [
 ]
 
 
+@pytest.mark.parametrize("freeze_graph", [False, True], ids=["as-exported", "frozen"])
 def test_service_equals_the_training_evaluation_path(
-    client: TestClient, sample_images: dict[str, bytes], exported_version_dir: Path
+    make_client: Any, sample_images: dict[str, bytes], exported_version_dir: Path,
+    freeze_graph: bool,
 ) -> None:
     evaluate = load_signature(exported_version_dir)
     expected = evaluate([canonical_bytes(sample_images[name]) for name in SAMPLES])
-    single = [
-        client.post("/predict", files={"file": (name, sample_images[name])}).json()
-        for name in SAMPLES
-    ]
-    batch = client.post(
-        "/predict/batch", files=[("files", (name, sample_images[name])) for name in SAMPLES]
-    ).json()["results"]
+    with make_client(freeze_graph=freeze_graph) as client:
+        runtime = client.app.state.runtime
+        assert runtime.wait_for_freezing(60) and runtime.runner.frozen == freeze_graph
+        single = [
+            client.post("/predict", files={"file": (name, sample_images[name])}).json()
+            for name in SAMPLES
+        ]
+        batch = client.post(
+            "/predict/batch", files=[("files", (name, sample_images[name])) for name in SAMPLES]
+        ).json()["results"]
     for index, name in enumerate(SAMPLES):
         assert single[index]["tumor_probability"] == pytest.approx(expected[index], abs=1e-5), name
         assert batch[index]["tumor_probability"] == pytest.approx(expected[index], abs=1e-5), name

@@ -162,7 +162,7 @@ def test_the_service_is_ready_before_freezing_and_answers_through_the_swap(
     make_client: Any, sample_images: dict[str, bytes], caplog: pytest.LogCaptureFixture,
 ) -> None:
     files = {"file": ("scan.png", sample_images["png_L"])}
-    with caplog.at_level(logging.INFO, logger="service"), make_client() as client:
+    with caplog.at_level(logging.INFO, logger="service"), make_client(freeze_graph=True) as client:
         runtime = client.app.state.runtime
         first = client.post("/predict", files=files)  # ready: it answers at once
         during = [client.post("/predict", files=files) for _ in range(20)]
