@@ -9,10 +9,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from pydantic import TypeAdapter
+
+from service.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -131,7 +136,6 @@ class ServerProcess:
     spawned_at: float
     ready_path: str = "/health/ready"
     start_to_ready_s: float = float("nan")
-    ready_to_frozen_s: float = float("nan")  # a freezing service: ready to its graph frozen
     pss_ready: int = 0  # bytes, whole process tree, read by benchmarks/compare.py
     pss_end: int = 0
     requests_done: int = 0
@@ -217,11 +221,18 @@ def spawn_server(
                          spawned_at, ready_path)
 
 
+def service_setting(env: Mapping[str, str], field: str, kind: type[int] | type[bool]) -> Any:
+    """A setting of a service started with this environment: its MRI_ variable, parsed as
+    the settings parse it, else the service's own default (service/config.py) here."""
+    name = f"MRI_{field.upper()}"
+    if name in env:
+        return TypeAdapter(kind).validate_python(env[name])
+    return Settings.model_fields[field].get_default(call_default_factory=True)
+
+
 def freezes_graph(server: ServerProcess) -> bool:
-    """A service that swaps in frozen signatures after ready (MRI_FREEZE_GRAPH, on unless
-    set false)."""
-    setting = server.env.get("MRI_FREEZE_GRAPH", "true").strip().lower()
-    return server.kind == "service" and setting not in {"false", "0", "no", "off"}
+    """A service that swaps in frozen signatures after ready (MRI_FREEZE_GRAPH)."""
+    return server.kind == "service" and bool(service_setting(server.env, "freeze_graph", bool))
 
 
 def wait_until_frozen(server: ServerProcess, client: httpx.Client, timeout: float) -> None:
@@ -231,8 +242,6 @@ def wait_until_frozen(server: ServerProcess, client: httpx.Client, timeout: floa
     while freezes_graph(server):
         frozen = "mri_model_graph_frozen 1.0" in client.get(f"{server.url}/metrics").text
         if frozen or "left as exported" in server.log_path.read_text(errors="replace"):
-            server.ready_to_frozen_s = time.perf_counter() - server.spawned_at \
-                - server.start_to_ready_s
             return
         if time.perf_counter() - server.spawned_at > timeout:
             raise ServerFailed(f"{server.name} not frozen after {timeout:.0f} s:\n"

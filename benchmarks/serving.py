@@ -29,15 +29,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
-
 from benchmarks.load import Scenario, ScenarioResult, request_bodies, run_scenario
 from benchmarks.raw_model import BatchRun, Threads, best_run, measure, write_images
 from benchmarks.report import Ratio, ServerResult, compute_ratios, markdown
-from benchmarks.servers import REPO, ServerProcess, spawn_server, wait_until_ready
+from benchmarks.servers import (
+    REPO,
+    ServerProcess,
+    service_setting,
+    spawn_server,
+    wait_until_ready,
+)
 from benchmarks.workload import Workload, load_folder, synthetic
 from model_contract import LayoutError, ModelCard, find_version_dir, read_card
-from service.config import Settings
 
 T = TypeVar("T")
 LATENCY_SCENARIO = "conc 1"
@@ -212,14 +215,9 @@ def service_threads(env: Mapping[str, str]) -> Threads:
     environment: what it sets, else the service's own defaults (service/config.py) for this
     machine's CPUs."""
 
-    def setting(field: str, kind: type[int] | type[bool]) -> Any:
-        name = f"MRI_{field.upper()}"
-        if name in env:
-            return TypeAdapter(kind).validate_python(env[name])  # as the settings parse it
-        return Settings.model_fields[field].get_default(call_default_factory=True)
-
-    return Threads(setting("tf_intra_op_threads", int), setting("tf_inter_op_threads", int),
-                   setting("freeze_graph", bool))
+    return Threads(service_setting(env, "tf_intra_op_threads", int),
+                   service_setting(env, "tf_inter_op_threads", int),
+                   service_setting(env, "freeze_graph", bool))
 
 
 def thread_settings(args: argparse.Namespace) -> list[Threads]:

@@ -1,7 +1,7 @@
 """Giving the C heap's free memory back to the operating system after a model load.
 
 Loading and freezing a model version (service/graph_freezing.py) builds graph copies and
-protocol buffers worth about 200 MiB that are freed once it is done; glibc's malloc keeps freed
+protocol buffers that are freed once it is done; glibc's malloc keeps freed
 memory in the process for reuse, so it would stay resident (and count against a container's
 memory limit) for the process's whole life. `malloc_trim(0)` hands the free pages back. With
 it, and the SavedModel let go once its signatures are frozen (service/model.py), the service's
@@ -13,9 +13,6 @@ its own behaviour.
 from __future__ import annotations
 
 import ctypes
-import logging
-
-logger = logging.getLogger("service")
 
 
 def release_free_heap() -> bool:

@@ -29,7 +29,7 @@ from service.decode_budget import DecodeBudget
 from service.dicom_input import prepare_dicom
 from service.errors import ModelLoadError, ModelNotReady, ModelReloadFailed, QueueFull
 from service.gate import gate_status
-from service.gc_tuning import GCPauseObserver, freeze_long_lived_heap, refreeze_long_lived_heap
+from service.gc_tuning import GCPauseObserver, refreeze_long_lived_heap
 from service.heap_release import release_free_heap
 from service.images import PreparedImage, decode_cost, prepare_image
 from service.metrics import Metrics
@@ -182,13 +182,11 @@ class Runtime:
             logger.error("model not loaded: %s", self.failure)
         else:
             self._activate(runner, batcher)
+            # Last, once the model, its traced functions and every batch shape exist.
+            frozen_objects = self._release_garbage()
             if settings.gc_freeze:
-                # Last, once the model, its traced functions and every batch shape exist.
                 logger.info("%d long-lived objects frozen out of garbage collection",
-                            freeze_long_lived_heap())
-            else:
-                gc.collect()  # the loading's garbage (graph copies), before the trim below
-            release_free_heap()
+                            frozen_objects)
             self.metrics.model_ready.set(1)
             self.state, self.reason = RuntimeState.READY, "ready"
             logger.info(
@@ -199,6 +197,19 @@ class Runtime:
         finally:
             self._loaded.set()
 
+    def _release_garbage(self) -> int:
+        """After a version loads, freezes its graph or retires: one full collection frees its
+        garbage (with MRI_GC_FREEZE, everything alive is then frozen again: a single pause),
+        and the C heap's free pages go back to the operating system. Returns how many objects
+        are frozen out of garbage collection."""
+        if self.settings.gc_freeze:
+            frozen = refreeze_long_lived_heap()
+        else:
+            gc.collect()
+            frozen = 0
+        release_free_heap()
+        return frozen
+
     def _start_freezing(self, runner: ModelRunner) -> None:
         """With MRI_FREEZE_GRAPH, swap the runner's frozen signatures in, in a thread, while it
         serves as exported: freezing takes seconds, and readiness does not wait for it."""
@@ -206,7 +217,7 @@ class Runtime:
         if self.settings.freeze_graph:
             thread = threading.Thread(target=self._freeze_graph, args=(runner,),
                                       name="graph-freezer", daemon=True)
-            self._freezers.append(thread)
+            self._freezers = [t for t in self._freezers if t.is_alive()] + [thread]
             thread.start()
 
     def wait_for_freezing(self, timeout: float) -> bool:
@@ -223,11 +234,7 @@ class Runtime:
             logger.warning("model graph left as exported: the frozen one failed its warm-up "
                            "(%r)", error)
             return
-        if self.settings.gc_freeze:
-            refreeze_long_lived_heap()  # the frozen graphs are long-lived too; the SavedModel
-        else:                           # they replace is freed by this one full collection
-            gc.collect()
-        release_free_heap()
+        self._release_garbage()  # frees the SavedModel the frozen graphs replace
         if runner is self.runner:
             self.metrics.model_graph_frozen.set(1 if frozen else 0)
         logger.info("model %s version %d: graph %s in %.1f s", runner.card.name,
@@ -269,13 +276,7 @@ class Runtime:
         batcher.stop()  # finishes what is queued first
         if batcher in self._retired:
             self._retired.remove(batcher)
-        if self.settings.gc_freeze:
-            # The replaced version was frozen with the rest: one full collection frees its
-            # cycles (a single pause per reload), then the new heap is frozen again.
-            refreeze_long_lived_heap()
-        else:
-            gc.collect()
-        release_free_heap()  # the replaced version's memory, and the new one's load garbage
+        self._release_garbage()  # the replaced version, and the new one's load garbage
 
     def reload(self, retry_refused: bool = False) -> bool:
         """Swap in the wanted version if it is not the one serving; True when it swapped. A
