@@ -327,14 +327,29 @@ class Runtime:
     async def prepare(self, data: bytes) -> list[PreparedImage]:
         """Check and convert one upload off the event loop (one image, or one per frame of a
         DICOM file); raise InvalidInput when it fails. The header is read first, and the
-        decode waits for its bytes in the decode budget."""
+        decode needs its bytes in the decode budget: taken in the same hand-off to the
+        upload-check thread when there is room, else waited for on the event loop."""
         loop = asyncio.get_running_loop()
         max_pixels = self.settings.max_pixels
-        cost = await loop.run_in_executor(self.decode_pool, upload_cost, data, max_pixels)
-        async with self.decode_budget.reserve(cost):
+        checked = await loop.run_in_executor(self.decode_pool, self._prepare_if_room, data,
+                                             max_pixels)
+        if isinstance(checked, list):
+            return checked
+        async with self.decode_budget.reserve(checked):
             return await loop.run_in_executor(
                 self.decode_pool, prepare_upload, data, max_pixels
             )
+
+    def _prepare_if_room(self, data: bytes, max_pixels: int) -> list[PreparedImage] | int:
+        """In an upload-check thread: the converted upload when the budget has room for its
+        decode now, else the bytes it needs (to wait for on the event loop)."""
+        cost = upload_cost(data, max_pixels)
+        if not self.decode_budget.try_take(cost):
+            return cost
+        try:
+            return prepare_upload(data, max_pixels)
+        finally:
+            self.decode_budget.give_back(cost)
 
     async def explain(self, runner: ModelRunner, canonical: bytes) -> Explanation:
         """Run the explain signature off the event loop, on the explain threads; QueueFull
