@@ -1,9 +1,10 @@
-"""The load generator: an async httpx client keeping `concurrency` requests in flight against
-one server, over loopback, until a request count or a time limit is reached.
+"""The load generator: an async client keeping `concurrency` requests in flight against one
+server, over loopback, until a request count or a time limit is reached.
 
-Multipart bodies are encoded once, before the clock starts, so the client spends its CPU on
-HTTP rather than on re-encoding the same files: on a 2-core machine the client shares the
-CPU with the server it measures, and its CPU time is reported beside each result.
+Multipart bodies are encoded once, before the clock starts, and each worker keeps one
+connection of benchmarks/http_wire.py (asyncio and httptools' C parser, not httpx): on a
+2-core machine the client shares the CPU with the server it measures, so it spends as little
+of it as it can, and its CPU time is reported beside each result.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from benchmarks.http_wire import Connection, TransportError, WireConnection, WireResponse
 from benchmarks.stats import percentiles_ms
 
 IMAGE_SUFFIX = {b"\x89PNG": ".png", b"\xff\xd8": ".jpg", b"BM": ".bmp"}
@@ -52,7 +52,7 @@ class ScenarioResult:
     images_per_request: int
     requests: int  # answered 200
     errors: int
-    statuses: dict[str, int]  # the non-200 outcomes: status code, or "transport:<httpx error>"
+    statuses: dict[str, int]  # the non-200 outcomes: status code, or "transport:<http_wire error>"
     seconds: float
     images_per_s: float
     p50_ms: float
@@ -137,12 +137,14 @@ def probabilities_in(answer: Any) -> list[float | None]:
     ]
 
 
-def json_answer(response: httpx.Response) -> list[float | None]:
+def json_answer(response: WireResponse) -> list[float | None]:
     """P(tumor) per image of a JSON answer (/predict, /predict/batch, /explain, the peers)."""
     return probabilities_in(json.loads(response.content))
 
 
-AnswerReader = Callable[[httpx.Response], list[float | None]]
+AnswerReader = Callable[[WireResponse], list[float | None]]
+# Opens a connection to a base URL with a timeout in seconds.
+Connect = Callable[[str, float], Connection]
 
 
 async def run_scenario(
@@ -154,24 +156,25 @@ async def run_scenario(
     server_cpu_seconds: Callable[[], float],
     warmup_requests: int = 0,
     read_answer: AnswerReader = json_answer,
+    connect: Connect = WireConnection,
 ) -> ScenarioResult:
     """Run `scenario` against the server at `url`; `reference` holds the raw model's P(tumor)
     per image index; `on_request_done` is called after every finished request (warm-up too);
-    `read_answer` gives a 200 answer's P(tumor) per image (None where it has none, e.g. a PNG)."""
+    `read_answer` gives a 200 answer's P(tumor) per image (None where it has none, e.g. a PNG);
+    `connect` opens each worker's connection."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
     max_abs_diff = 0.0
     issued = 0
 
-    async def send(client: httpx.AsyncClient, body: Body, record: bool) -> None:
+    async def send(client: Connection, body: Body, record: bool) -> None:
         nonlocal max_abs_diff
         started = time.perf_counter()
         try:
             response = await client.post(
-                scenario.path, content=body.content,
-                headers={"content-type": body.content_type, **dict(body.headers)},
+                scenario.path, body.content, (("Content-Type", body.content_type), *body.headers)
             )
-        except httpx.HTTPError as error:
+        except TransportError as error:
             # The exception's class says which kind (ReadTimeout, RemoteProtocolError, ...).
             outcome = f"transport:{type(error).__name__}"
         else:
@@ -189,7 +192,7 @@ async def run_scenario(
                 latencies.append(elapsed)
 
     async def worker(
-        client: httpx.AsyncClient, requests: int, deadline: float, record: bool
+        client: Connection, requests: int, deadline: float, record: bool
     ) -> None:
         nonlocal issued
         while issued < requests and time.perf_counter() < deadline:
@@ -198,12 +201,9 @@ async def run_scenario(
             await send(client, body, record)
 
     async with AsyncExitStack() as stack:
-        # One client (one connection) per worker: a shared httpx pool of 32 connections costs
-        # the client about three times the CPU per request, CPU the server then lacks.
+        # One connection per worker, each with one request at a time.
         clients = [
-            await stack.enter_async_context(httpx.AsyncClient(
-                base_url=url, limits=httpx.Limits(max_connections=1), timeout=60.0
-            ))
+            await stack.enter_async_context(connect(url, 60.0))
             for _ in range(scenario.concurrency)
         ]
         # Warm-up: open every connection and let the server settle; not recorded.

@@ -11,9 +11,9 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 
+from benchmarks.http_wire import WireResponse
 from benchmarks.load import (
     AnswerReader,
     Body,
@@ -55,13 +55,13 @@ def oip_bodies(images: Sequence[bytes]) -> list[Body]:
     return [oip_body(index, image) for index, image in enumerate(images)]
 
 
-def oip_answer(response: httpx.Response) -> list[float | None]:
+def oip_answer(response: WireResponse) -> list[float | None]:
     """P(tumor) of an infer answer whose outputs are JSON."""
     outputs = {output["name"]: output for output in json.loads(response.content)["outputs"]}
     return [float(value) for value in outputs[OIP_PROBABILITY]["data"]]
 
 
-def png_answer(response: httpx.Response) -> list[float | None]:
+def png_answer(response: WireResponse) -> list[float | None]:
     """An /explain overlay carries no probability; a body that is not a PNG is an error."""
     if not response.content.startswith(PNG_MAGIC):
         raise ValueError(f"expected a PNG overlay, got {response.content[:16]!r}")
