@@ -29,15 +29,18 @@ REFERENCE_BATCH = 32
 @dataclass(frozen=True)
 class Threads:
     """How a raw process runs the model: TensorFlow's intra-op and inter-op thread counts (0
-    lets TensorFlow choose), and whether it calls the signature frozen, as the service does
-    unless MRI_FREEZE_GRAPH=false (service/graph_freezing.py)."""
+    lets TensorFlow choose), whether it calls the signature frozen, as the service does
+    unless MRI_FREEZE_GRAPH=false (service/graph_freezing.py), and whether TensorFlow rewrites
+    the graph to bfloat16 (oneDNN's automatic mixed precision; benchmarks/precision.py, never
+    the service)."""
 
     intra_op: int = 0
     inter_op: int = 0
     frozen: bool = False
+    bf16: bool = False
 
     def __str__(self) -> str:
-        frozen = ", frozen" if self.frozen else ""
+        frozen = (", frozen" if self.frozen else "") + (", bfloat16" if self.bf16 else "")
         if (self.intra_op, self.inter_op) == (0, 0):
             return f"default{frozen}"
         return f"intra {self.intra_op or 'default'}, inter {self.inter_op or 'default'}{frozen}"
@@ -106,6 +109,7 @@ def measure(
         sys.executable, "-m", "benchmarks.raw_model", "--version-dir", str(version_dir),
         "--images-file", str(images_path), "--intra-op", str(threads.intra_op),
         "--inter-op", str(threads.inter_op), *(["--frozen"] if threads.frozen else []),
+        *(["--bf16"] if threads.bf16 else []),
         "--batch-sizes", ",".join(str(size) for size in batch_sizes),
         "--max-images", str(max_images), "--max-seconds", str(max_seconds),
     ]
@@ -183,13 +187,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--intra-op", type=int, default=0)
     parser.add_argument("--inter-op", type=int, default=0)
     parser.add_argument("--frozen", action="store_true", help="call the frozen signature")
+    parser.add_argument("--bf16", action="store_true",
+                        help="let TensorFlow rewrite the graph to bfloat16 (oneDNN)")
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     parser.add_argument("--max-images", type=int, default=384)
     parser.add_argument("--max-seconds", type=float, default=8.0)
     args = parser.parse_args(argv)
     import tensorflow as tf
 
-    threads = Threads(args.intra_op, args.inter_op, args.frozen)
+    threads = Threads(args.intra_op, args.inter_op, args.frozen, args.bf16)
+    if threads.bf16:
+        tf.config.optimizer.set_experimental_options(
+            {"auto_mixed_precision_onednn_bfloat16": True})
     if threads.intra_op:
         tf.config.threading.set_intra_op_parallelism_threads(threads.intra_op)
     if threads.inter_op:
