@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.raw_model import BatchRun, Threads, measure, write_images
+from benchmarks.servers import REPO
 from benchmarks.workload import load_folder, synthetic
 from model_contract import ModelCard, find_version_dir, read_card
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def thresholds(card: ModelCard) -> dict[str, float]:

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from benchmarks.load import Body, Scenario, request_bodies, run_scenario
 from benchmarks.route_bodies import routes
-from benchmarks.servers import ServerProcess, spawn_server, wait_until_ready
+from benchmarks.servers import REPO, ServerProcess, spawn_server, wait_until_ready
 from benchmarks.serving import READY_TIMEOUT_S, log, parse_variant, run_async
 from benchmarks.workload import load_folder, synthetic
 from model_contract import find_version_dir, read_card
 
-REPO = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 
 
